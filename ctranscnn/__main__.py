@@ -1,0 +1,5 @@
+import sys
+
+from ctranscnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+"""Registered models. Importing this package registers them all (see ctranscnn.registry)."""
+from ctranscnn.models import ctranscnn  # noqa: F401
