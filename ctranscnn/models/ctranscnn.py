@@ -1,0 +1,399 @@
+"""CTransCNN (Wu et al., KBS 2023), behaviour for behaviour as the authors' mmcls code.
+
+Module and parameter names follow the authors' state dict (`backbone.*`, `head.*`), so their checkpoints
+load strictly (see ctranscnn.models.checkpoint). Section numbers refer to the reference spec
+(shared/docs/reference_spec.md). The three paper modules are switchable; off means the Conformer
+counterpart, so `mmaef=mbr=iim=False` is exactly Conformer-tiny (Peng et al., ICCV 2021).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath
+
+from ctranscnn.registry import register_model
+
+ATTENTION_MODES = ("sigmoid_softmax", "softmax")
+
+
+@dataclass(frozen=True)
+class CTransCNNConfig:
+    embed_dims: int = 384
+    depths: int = 12  # transformer layers: trans_1 + (depths - 1) coupled blocks; multiple of 3
+    num_heads: int = 6
+    channel_ratio: int = 1
+    base_channels: int = 64  # stage channels = base * ratio * (1, 2, 4)
+    stem_channels: int = 64  # fixed at 64 in the authors' code; smaller only for CPU demo presets
+    patch_size: int = 16
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.1
+    # paper modules (False = Conformer counterpart)
+    mmaef: bool = True
+    mbr: bool = True
+    iim: bool = True
+    # authors' quirks, each switchable (spec §7 and §8)
+    attention: str = "sigmoid_softmax"  # in MMAEF layers; Conformer layers always use softmax
+    double_bn2: bool = True  # MBR: bn2 applied twice (2*BN(u) + conv1x1(u))
+    fusion_weight: float = 0.9  # test-time fused logit = w * cnn + (1 - w) * trans
+    keep_unused_fc: bool = True  # the authors' head carries a never-used Linear(2C -> C)
+
+    def __post_init__(self) -> None:
+        if self.depths % 3 or self.depths < 6:
+            raise ValueError(f"depths must be a multiple of 3 and >= 6, got {self.depths}")
+        if self.patch_size % 16:
+            raise ValueError(f"patch_size must be a multiple of 16, got {self.patch_size}")
+        if self.embed_dims % self.num_heads:
+            raise ValueError(f"embed_dims {self.embed_dims} not divisible by num_heads {self.num_heads}")
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {self.attention!r}")
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise ValueError(f"fusion_weight must lie in [0, 1], got {self.fusion_weight}")
+
+
+def bn(channels: int, eps: float = 1e-6) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=eps)
+
+
+class MBRBlock(nn.Module):
+    """Multi-branch residual block (spec §1.3); with `mbr=False` Conformer's bottleneck ConvBlock."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, drop_path: float = 0.0,
+                 residual_conv: bool = False, mbr: bool = True, double_bn2: bool = True):
+        super().__init__()
+        mid = cout // 4
+        self.mbr, self.double_bn2 = mbr, double_bn2
+        self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
+        self.bn1 = bn(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn2 = bn(mid)
+        self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
+        self.bn3 = bn(cout)
+        if mbr:
+            self.conv_identity = nn.Conv2d(cin, cout, 1, stride, bias=False)
+            self.bn_out = bn(cout)
+            self.conv_64_16 = nn.Conv2d(mid, mid, 1, bias=False)  # the authors' name; really mid -> mid
+        if residual_conv:
+            self.residual_conv = nn.Conv2d(cin, cout, 1, stride, bias=False)
+            self.residual_bn = bn(cout)
+        self.with_residual_conv = residual_conv
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, fusion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (block output, the conv2 activation that C2T taps)."""
+        a = F.relu(self.bn1(self.conv1(x)))
+        u = self.conv2(a if fusion is None else a + fusion)  # fusion enters before the 3x3 conv
+        if not self.mbr:
+            v = self.bn2(u)
+        elif self.double_bn2:
+            # The same BN module runs twice: its running stats are updated twice per step, as the authors'.
+            v = self.bn2(u) + self.conv_64_16(u) + self.bn2(u)
+        else:
+            v = self.bn2(u) + self.conv_64_16(u)
+        x2 = F.relu(v)
+        y = self.drop_path(self.bn3(self.conv3(x2)))
+        identity = self.residual_bn(self.residual_conv(x)) if self.with_residual_conv else x
+        y = y + identity
+        if self.mbr:
+            y = y + self.bn_out(self.conv_identity(x))
+        return F.relu(y), x2
+
+
+class C2T(nn.Module):
+    """CNN feature map -> tokens (spec §1.4); `iim=False` is Conformer's FCUDown."""
+
+    def __init__(self, c: int, dims: int, down: int, iim: bool = True):
+        super().__init__()
+        self.iim = iim
+        self.conv_project = nn.Conv2d(c, dims, 1)
+        if iim:
+            self.conv1 = nn.Conv2d(dims, dims, 1)
+            self.bn1 = nn.BatchNorm2d(dims)  # eps 1e-5 here, unlike the other BNs
+            self.conv2 = nn.Conv2d(dims, dims, 1)
+        self.sample_pooling = nn.AvgPool2d(down, down)
+        self.ln = nn.LayerNorm(dims, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        p = self.conv_project(x)
+        if self.iim:
+            p = p + self.conv2(torch.sigmoid(self.bn1(self.conv1(p))))  # additive "gate", full resolution
+        p = self.sample_pooling(p).flatten(2).transpose(1, 2)
+        p = F.gelu(self.ln(p))
+        return torch.cat([x_t[:, :1], p], dim=1)  # the current class token goes in front
+
+
+class T2C(nn.Module):
+    """Tokens -> CNN feature map (spec §1.4); `iim=False` is Conformer's FCUUp (nearest upsampling)."""
+
+    def __init__(self, dims: int, c: int, up: int, iim: bool = True):
+        super().__init__()
+        self.iim, self.up = iim, up
+        self.conv_project = nn.Conv2d(dims, c, 1)
+        self.bn = bn(c)
+        if iim:
+            self.conv2 = nn.Conv2d(c, c, 1)
+            self.conv3 = nn.Conv2d(c, c, 1)
+
+    def forward(self, x_t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, _, d = x_t.shape
+        r = x_t[:, 1:].transpose(1, 2).reshape(b, d, h, w)
+        r = F.relu(self.bn(self.conv_project(r)))
+        size = (h * self.up, w * self.up)
+        if not self.iim:
+            return F.interpolate(r, size=size)
+        r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
+        return r + torch.sigmoid(self.conv3(F.relu(self.conv2(r))))  # adds a value in (0, 1)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; `sigmoid_softmax` weights are softmax(sigmoid(QK^T / sqrt(d)))."""
+
+    def __init__(self, dims: int, heads: int, qkv_bias: bool, mode: str, drop_path: float):
+        super().__init__()
+        self.heads, self.mode = heads, mode
+        self.scale = (dims // heads) ** -0.5
+        self.qkv = nn.Linear(dims, dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dims, dims)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        s = (q @ k.transpose(-2, -1)) * self.scale
+        if self.mode == "sigmoid_softmax":
+            s = torch.sigmoid(s)
+        out = (s.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, d)
+        return self.drop_path(self.proj(out))
+
+
+class FFN(nn.Module):
+    """mmcv FFN layout (`layers.0.0`, `layers.1`) so the authors' keys map one to one."""
+
+    def __init__(self, dims: int, hidden: int, drop_path: float):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dims, hidden), nn.GELU()), nn.Linear(hidden, dims))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop_path(self.layers(x))
+
+
+class TransformerLayer(nn.Module):
+    """MMAEF layer (spec §1.5): pre-norm, two attention sublayers, FFN. `mmaef=False`: Conformer's layer."""
+
+    def __init__(self, dims: int, heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float,
+                 mmaef: bool = True, attention: str = "sigmoid_softmax"):
+        super().__init__()
+        self.mmaef = mmaef
+        mode = attention if mmaef else "softmax"
+        self.ln1 = nn.LayerNorm(dims, eps=1e-6)
+        self.attn = Attention(dims, heads, qkv_bias, mode, drop_path)
+        if mmaef:
+            self.attn2 = Attention(dims, heads, qkv_bias, mode, drop_path)
+            self.ln3 = nn.LayerNorm(dims, eps=1e-6)
+        self.ln2 = nn.LayerNorm(dims, eps=1e-6)
+        self.ffn = FFN(dims, int(dims * mlp_ratio), drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x))
+        if self.mmaef:
+            x = x + self.attn2(self.ln2(x))
+            return x + self.ffn(self.ln3(x))
+        return x + self.ffn(self.ln2(x))
+
+
+class IIMBlock(nn.Module):
+    """One coupled CNN/transformer block (spec §1.4, IIMBlock)."""
+
+    def __init__(self, cfg: CTransCNNConfig, cin: int, cout: int, stride: int, residual_conv: bool,
+                 down: int, drop_path: float, last_fusion: bool):
+        super().__init__()
+        mbr = dict(mbr=cfg.mbr, double_bn2=cfg.double_bn2)
+        self.down = down
+        self.cnn_block = MBRBlock(cin, cout, stride, 0.0, residual_conv, **mbr)
+        self.fusion_block = MBRBlock(cout, cout, 2 if last_fusion else 1, drop_path, last_fusion, **mbr)
+        self.squeeze_block = C2T(cout // 4, cfg.embed_dims, down, cfg.iim)
+        self.expand_block = T2C(cfg.embed_dims, cout // 4, down, cfg.iim)
+        self.trans_block = TransformerLayer(cfg.embed_dims, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
+                                            drop_path, cfg.mmaef, cfg.attention)
+
+    def forward(self, x: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, x2 = self.cnn_block(x)
+        h, w = x2.shape[-2:]
+        # C2T output is *added* to the tokens, so the class token slot receives 2*cls (Conformer quirk).
+        x_t = self.trans_block(self.squeeze_block(x2, x_t) + x_t)
+        fusion = self.expand_block(x_t, h // self.down, w // self.down)
+        return self.fusion_block(x, fusion)[0], x_t
+
+
+class CTransCNNBackbone(nn.Module):
+    """Returns (GAP of the CNN branch: B x C3, LayerNorm'd class token: B x D)."""
+
+    def __init__(self, cfg: CTransCNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, s = cfg.embed_dims, cfg.stem_channels
+        c1 = cfg.base_channels * cfg.channel_ratio
+        c2, c3 = 2 * c1, 4 * c1
+        self.trans_down = cfg.patch_size // 4
+        self.num_features = (c3, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.conv1 = nn.Conv2d(3, s, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(s)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        mbr = dict(mbr=cfg.mbr, double_bn2=cfg.double_bn2)
+        self.conv_1 = MBRBlock(s, c1, 1, 0.0, True, **mbr)
+        self.trans_patch_conv = nn.Conv2d(s, d, self.trans_down, self.trans_down)
+        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.depths).tolist()
+        self.trans_1 = TransformerLayer(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, dpr[0], cfg.mmaef,
+                                        cfg.attention)
+        per_stage = cfg.depths // 3
+        self.num_blocks = cfg.depths + 1  # blocks are numbered 2 .. depths, as conv_trans_{i}
+        for i in range(2, self.num_blocks):
+            stage = (i - 2 + 1) // per_stage  # stage 0 holds blocks 2..per_stage, then per_stage blocks each
+            first = i in (per_stage + 1, 2 * per_stage + 1)
+            cin, cout = [(c1, c1), (c1 if first else c2, c2), (c2 if first else c3, c3)][stage]
+            block = IIMBlock(cfg, cin, cout, stride=2 if first else 1, residual_conv=first,
+                             down=self.trans_down // 2**stage, drop_path=dpr[i - 1],
+                             last_fusion=i == cfg.depths)
+            self.add_module(f"conv_trans_{i}", block)
+        self.trans_norm = nn.LayerNorm(d)  # eps 1e-5, unlike the layers' 1e-6
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The authors' effective initialisation (spec §1.7)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # biases: PyTorch default
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            if isinstance(m, MBRBlock):
+                nn.init.zeros_(m.bn3.weight)  # zero-init last BN
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    def blocks(self) -> list[IIMBlock]:
+        return [getattr(self, f"conv_trans_{i}") for i in range(2, self.num_blocks)]
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        # Corner padding (right/bottom) to a multiple of the token stride, like mmcv's AdaptivePadding.
+        h, w = x.shape[-2:]
+        k = self.trans_down
+        return F.pad(x, [0, -w % k, 0, -h % k])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x0 = self.stem(x)
+        x = self.conv_1(x0)[0]
+        x_t = self.trans_patch_conv(x0).flatten(2).transpose(1, 2)  # tokens come from the stem map
+        x_t = self.trans_1(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x_t], dim=1))
+        for block in self.blocks():
+            x, x_t = block(x, x_t)
+        return x.mean(dim=(2, 3)), self.trans_norm(x_t)[:, 0]
+
+
+class CTransCNNHead(nn.Module):
+    """Two linear classifiers (spec §2); `fc` exists in the authors' checkpoints but is never used."""
+
+    def __init__(self, in_channels: tuple[int, int], num_classes: int, keep_unused_fc: bool = True):
+        super().__init__()
+        self.conv_cls_head = nn.Linear(in_channels[0], num_classes)
+        self.trans_cls_head = nn.Linear(in_channels[1], num_classes)
+        if keep_unused_fc:
+            self.fc = nn.Linear(2 * num_classes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, feats: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"cnn": self.conv_cls_head(feats[0]), "trans": self.trans_cls_head(feats[1])}
+
+
+class CTransCNN(nn.Module):
+    """Backbone + head with the uniform model API of ctranscnn.registry."""
+
+    branch_names = ("cnn", "trans")
+
+    def __init__(self, num_classes: int, cfg: CTransCNNConfig = CTransCNNConfig()):
+        super().__init__()
+        self.cfg, self.num_classes = cfg, num_classes
+        self.backbone = CTransCNNBackbone(cfg)
+        self.head = CTransCNNHead(self.backbone.num_features, num_classes, cfg.keep_unused_fc)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone(x)
+
+    def forward_head(self, feats: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.head(feats)
+
+    def fuse_logits(self, branches: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Test-time fusion: sigmoid of this is the authors' score sigmoid(0.9 z_cnn + 0.1 z_trans)."""
+        w = self.cfg.fusion_weight
+        return w * branches["cnn"] + (1.0 - w) * branches["trans"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse_logits(self.forward_head(self.forward_features(x)))
+
+
+# Presets. Only `tiny` exists in the authors' code; the smaller ones keep its layout at CPU-demo cost.
+PRESETS: dict[str, CTransCNNConfig] = {
+    "tiny": CTransCNNConfig(),
+    "mini": CTransCNNConfig(embed_dims=192, depths=6, num_heads=3, base_channels=32, stem_channels=32),
+    "micro": CTransCNNConfig(embed_dims=64, depths=6, num_heads=2, base_channels=16, stem_channels=16),
+}
+CONFORMER = dict(mmaef=False, mbr=False, iim=False)
+
+
+def build(preset: str, num_classes: int, **overrides) -> CTransCNN:
+    return CTransCNN(num_classes, replace(PRESETS[preset], **overrides))
+
+
+@register_model
+def ctranscnn_tiny(num_classes: int, **overrides) -> CTransCNN:
+    """The authors' only architecture: D=384, 6 heads, 12 layers, channel ratio 1, patch 16."""
+    return build("tiny", num_classes, **overrides)
+
+
+@register_model
+def ctranscnn_mini(num_classes: int, **overrides) -> CTransCNN:
+    """CPU demo size: D=192, 3 heads, 6 layers, stage channels 32/64/128."""
+    return build("mini", num_classes, **overrides)
+
+
+@register_model
+def ctranscnn_micro(num_classes: int, **overrides) -> CTransCNN:
+    """Smoke/CI size: D=64, 2 heads, 6 layers, stage channels 16/32/64."""
+    return build("micro", num_classes, **overrides)
+
+
+@register_model
+def conformer_tiny(num_classes: int, **overrides) -> CTransCNN:
+    """Conformer-tiny (Peng et al., ICCV 2021): CTransCNN with MMAEF, MBR and IIM switched off."""
+    return build("tiny", num_classes, **{**CONFORMER, **overrides})
+
+
+@register_model
+def conformer_mini(num_classes: int, **overrides) -> CTransCNN:
+    """Conformer at the `mini` size: the ablation/comparison counterpart of ctranscnn_mini."""
+    return build("mini", num_classes, **{**CONFORMER, **overrides})
+
+
+def token_grid(height: int, width: int, patch_size: int = 16) -> tuple[int, int]:
+    """Token grid for an input size (stem /4, corner padding, then the token stride)."""
+    def side(n: int) -> int:
+        n = (n + 2 * 3 - 7) // 2 + 1  # conv 7x7 s2 p3
+        n = (n + 2 - 3) // 2 + 1  # maxpool 3 s2 p1
+        return math.ceil(n / (patch_size // 4))
+    return side(height), side(width)
