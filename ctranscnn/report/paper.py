@@ -1,0 +1,90 @@
+"""The paper's published mean AUCs (reference spec §6.1) and the table that puts ours beside them.
+
+The published numbers come from the authors' project page figures (ROC legends), on the real datasets.
+Our numbers may come from phantom data; the table labels each column with the data it came from and
+never presents phantom numbers as a reproduction.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+SOURCE = "Wu et al. 2023, project page wuliwuxin.github.io/CTransCNNProject (ROC legends of CXR11.png, CXR14.png)"
+# Column of paper_mean_auc.csv -> what the paper evaluated on.
+PAPER_DATA = {
+    "chestxray11": "real ChestX-ray11 = RANZCR CLiP, 30,083 images",
+    "nih14_subset": "real NIH ChestX-ray14 subset, 51,759 images",
+}
+PHANTOM_NOTE = ("'this run' numbers come from synthetic phantom data: they test the pipeline and are not "
+                "a reproduction of the paper's results")
+
+
+def paper_mean_auc() -> pd.DataFrame:
+    """One row per compared method: method (paper name), model (our registry name), chestxray11, nih14_subset (%)."""
+    with resources.files("ctranscnn.report").joinpath("paper_mean_auc.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def is_phantom(data_label: str) -> bool:
+    return "phantom" in data_label.lower()
+
+
+def comparison_notes(our_data: str) -> list[str]:
+    """Provenance notes for a comparison table: where the paper's numbers come from, and the phantom caveat."""
+    return [f"paper numbers: {SOURCE}"] + ([PHANTOM_NOTE] if is_phantom(our_data) else [])
+
+
+def comparison_table(
+    ours: pd.DataFrame,
+    paper_dataset: str,
+    our_data: str,
+    missing: str | Mapping[str, str] = "not run in this profile",
+    digits: int = 2,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Paper's mean AUC beside ours, one row per method.
+
+    `ours` has one row per model with columns `model` (our registry name), `mAUC` (%) and optionally
+    `method` (the paper's method it stands for; default: looked up in paper_mean_auc.csv, which maps
+    the paper-size models, so pass it for demo-size variants), `mAUC_sd` and `n_runs` (as produced by
+    `summarise_seeds`). `paper_dataset` is a key of PAPER_DATA; `our_data` names the data our runs used
+    (e.g. 'nih14-phantom'). Cells without a number say why: `missing` is one reason for all methods or
+    a reason per paper method. Our models that stand for no paper method are appended.
+    Returns (numeric, display) for `write_table`.
+    """
+    if paper_dataset not in PAPER_DATA:
+        raise KeyError(f"paper_dataset {paper_dataset!r}; known: {', '.join(PAPER_DATA)}")
+    if "model" not in ours.columns or "mAUC" not in ours.columns:
+        raise KeyError(f"comparison_table: `ours` needs columns 'model' and 'mAUC' (has {list(ours.columns)})")
+    paper = paper_mean_auc()
+    ours = ours.copy()
+    if "method" not in ours.columns:
+        ours["method"] = ours["model"].map(dict(zip(paper["model"], paper["method"]))).fillna(ours["model"])
+    if ours["method"].duplicated().any():
+        raise ValueError(f"comparison_table: several of our models stand for one method: {ours['method'].tolist()}")
+    ours = ours.set_index("method")
+    methods = list(paper["method"]) + [m for m in ours.index if m not in set(paper["method"])]
+    paper_auc = dict(zip(paper["method"], paper[paper_dataset]))
+
+    paper_col, ours_col = f"paper ({PAPER_DATA[paper_dataset]})", f"this run ({our_data})"
+    numeric, display = [], []
+    for method in methods:
+        p = paper_auc.get(method, np.nan)
+        have = method in ours.index and bool(np.isfinite(ours.at[method, "mAUC"]))
+        row = ours.loc[method] if method in ours.index else {}
+        mean = float(row["mAUC"]) if have else np.nan
+        sd = float(row.get("mAUC_sd", np.nan)) if have else np.nan
+        reason = "" if have else (missing.get(method, "not run") if isinstance(missing, Mapping) else missing)
+        numeric.append({"method": method, "paper_mAUC": p, "paper_data": PAPER_DATA[paper_dataset],
+                        "model": row.get("model", "") if len(row) else "", "ours_mAUC": mean, "ours_mAUC_sd": sd,
+                        "ours_n_runs": int(row.get("n_runs", 1)) if have else 0, "ours_data": our_data,
+                        "note": reason})
+        if have:
+            shown = f"{mean:.{digits}f} ± {sd:.{digits}f}" if np.isfinite(sd) else f"{mean:.{digits}f}"
+        else:
+            shown = reason
+        display.append({"method": method, "our model": numeric[-1]["model"] or "-",
+                        paper_col: f"{p:.{digits}f}" if np.isfinite(p) else "not in paper", ours_col: shown})
+    return pd.DataFrame(numeric), pd.DataFrame(display)
