@@ -16,6 +16,8 @@ class LabelledImages:
     `labels` is uint8 N x C in the order of `classes`. `patient_ids` is None where the source has
     none (e.g. the authors' list files). `boxes` (optional) has columns
     image_id, label, x, y, w, h, orig_w, orig_h in original pixel coordinates.
+    `pixels` (optional) holds the images themselves (uint8 N x H x W or N x H x W x 3) for sources
+    that ship arrays instead of files (ChestMNIST .npz); `paths` then name the file they came from.
     """
 
     dataset: str
@@ -26,6 +28,7 @@ class LabelledImages:
     labels: np.ndarray
     patient_ids: list[str] | None = None
     boxes: pd.DataFrame | None = field(default=None, repr=False)
+    pixels: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.image_ids)
@@ -36,9 +39,23 @@ class LabelledImages:
             )
         if self.patient_ids is not None and len(self.patient_ids) != n:
             raise ValueError(f"{self.dataset}/{self.split}: {len(self.patient_ids)} patient ids for {n} images")
+        if self.pixels is not None and len(self.pixels) != n:
+            raise ValueError(f"{self.dataset}/{self.split}: {len(self.pixels)} pixel arrays for {n} images")
 
     def __len__(self) -> int:
         return len(self.image_ids)
+
+    def take(self, indices, split: str) -> "LabelledImages":
+        """The images at `indices` (in that order) as a new split named `split`; boxes follow their images."""
+        idx = np.asarray(indices, dtype=np.int64)
+        ids = [self.image_ids[i] for i in idx]
+        boxes = None if self.boxes is None else self.boxes[self.boxes["image_id"].isin(set(ids))].reset_index(drop=True)
+        return LabelledImages(
+            dataset=self.dataset, split=split, classes=list(self.classes), image_ids=ids,
+            paths=[self.paths[i] for i in idx], labels=self.labels[idx],
+            patient_ids=None if self.patient_ids is None else [self.patient_ids[i] for i in idx],
+            boxes=boxes, pixels=None if self.pixels is None else self.pixels[idx],
+        )
 
     def sha256(self) -> str:
         """Hash of membership and labels: identifies exactly which images (and labels) a split holds."""

@@ -1,0 +1,38 @@
+"""Bad-input reporting: every problem names its file and line (or field); all of them are collected in one pass."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SHOWN = 20  # problems listed in an exception message; `data check` prints all of them
+
+
+class DataError(ValueError):
+    """Input data is unusable. `problems` lists every problem found, each as 'file:line: what'."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        more = len(self.problems) - SHOWN
+        text = "\n  ".join(self.problems[:SHOWN]) + (f"\n  ... and {more} more" if more > 0 else "")
+        super().__init__(f"{len(self.problems)} data problem(s):\n  {text}" if len(self.problems) > 1 else text)
+
+
+class Problems:
+    """Collects problems so a loader can report all of them at once instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str | Path, message: str, line: int | None = None) -> None:
+        self.items.append(f"{where}:{line}: {message}" if line is not None else f"{where}: {message}")
+
+    def fatal(self, where: str | Path, message: str) -> DataError:
+        """A problem that stops loading: returned as an error carrying everything collected so far."""
+        self.add(where, message)
+        return DataError(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise DataError(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,28 @@
+"""Finding image files by name, so lists written against another folder layout work on a user's download."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ctranscnn.data.errors import Problems
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def index_images(folders: list[Path], problems: Problems, recursive: bool = False) -> dict[str, Path]:
+    """File name -> path of every image in `folders` (searched in order). A name found twice is a problem."""
+    index: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        walker = os.walk(folder) if recursive else [(str(folder), None, os.listdir(folder))]
+        for dirpath, _, names in walker:
+            for name in names:
+                if not name.lower().endswith(IMAGE_SUFFIXES):
+                    continue
+                path = Path(dirpath) / name
+                if name in index and index[name] != path:
+                    problems.add(path, f"duplicate image id {name!r}: also at {index[name]}")
+                    continue
+                index[name] = path
+    return index
