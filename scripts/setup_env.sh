@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install ctranscnn (editable, with dev extras) on first use.
+# Idempotent and fast when already set up: a stamp holds the hash of pyproject.toml; when it is stale
+# but every requirement is already satisfied (e.g. a pre-built .venv), no network is needed.
+#   VENV=path  (default .venv)   PYTHON=python3.x (interpreter used to create the venv)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=${VENV:-.venv}
+stamp="$VENV/.ctranscnn-setup"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+
+[[ -f $stamp && $(cat "$stamp") == "$want" ]] && exit 0
+
+if [[ ! -x $VENV/bin/python ]]; then
+    echo "setup_env: creating $VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
+fi
+
+satisfied() {
+    # -I: isolated, so the checkout's own folders (ctranscnn.egg-info) do not stand in for the installed package.
+    "$VENV/bin/python" -I - "$PWD" <<'PY'
+import importlib.metadata as md, importlib.util, sys, tomllib
+from pathlib import Path
+try:
+    from packaging.requirements import Requirement
+except ImportError:
+    sys.exit(1)
+repo = Path(sys.argv[1])
+project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+spec = importlib.util.find_spec(project["name"])
+if spec is None or not Path(spec.origin).resolve().is_relative_to(repo.resolve()):
+    sys.exit(1)  # not installed, or installed from another checkout
+try:
+    for r in map(Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]):
+        if not r.specifier.contains(md.version(r.name), prereleases=True):
+            sys.exit(1)
+except md.PackageNotFoundError:
+    sys.exit(1)
+PY
+}
+
+if ! satisfied; then
+    echo "setup_env: installing ctranscnn[dev] into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+    satisfied || { echo "setup_env: requirements still unsatisfied after pip install" >&2; exit 1; }
+fi
+echo "$want" > "$stamp"
