@@ -230,6 +230,23 @@ class IIMBlock(nn.Module):
         return self.fusion_block(x, fusion)[0], x_t
 
 
+def _init_module(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Conv2d):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # biases keep PyTorch's default
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, MBRBlock):
+        nn.init.zeros_(m.bn3.weight)  # zero-init last BN
+
+
 class CTransCNNBackbone(nn.Module):
     """Returns (GAP of the CNN branch: B x C3, LayerNorm'd class token: B x D)."""
 
@@ -265,22 +282,9 @@ class CTransCNNBackbone(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """The authors' effective initialisation (spec §1.7)."""
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")  # biases: PyTorch default
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            if isinstance(m, MBRBlock):
-                nn.init.zeros_(m.bn3.weight)  # zero-init last BN
+        """The authors' effective initialisation (spec §1.7). `apply` visits children before parents, so the
+        zero-init of each MBR block's last BN comes after the generic BN init, as in the authors' code."""
+        self.apply(_init_module)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
     def blocks(self) -> list[IIMBlock]:
