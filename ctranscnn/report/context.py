@@ -1,0 +1,149 @@
+"""What a notebook needs from its `parameters` cell: resolved datasets, output folders, provenance, skips.
+
+Every notebook starts with `ctx = NotebookContext.from_params(...)`; tables and figures go through
+`ctx.table` / `ctx.figure`, so every file gets the same provenance footer and lands in the same place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ctranscnn.report.atomic import atomic_write_text
+from ctranscnn.report.figures import save_figure
+from ctranscnn.report.provenance import Provenance
+from ctranscnn.report.tables import write_table
+
+PROFILES = ("smoke", "demo", "paper")
+SPLITS = ("paper", "official", "patient")
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One dataset a notebook works on. `kind` is the loader of ctranscnn.data.splits.load_splits."""
+
+    name: str  # file-name key: nih | ranzcr | tcmtd | cxr14-phantom | cxr11-phantom
+    kind: str  # nih | ranzcr | list
+    root: Path
+    description: str  # what the data is, for table headers and footers
+    lists: Path | None = None  # the authors' split lists (split 'paper')
+    paper_key: str | None = None  # column of paper_mean_auc.csv this dataset stands in for
+    phantom: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.description})"
+
+    def splits_available(self) -> tuple[str, ...]:
+        out = ("paper",) if self.lists is not None else ()
+        out += ("official",) if self.kind == "nih" else ()
+        return out + (("patient",) if self.kind in ("nih", "ranzcr") else ())
+
+
+# Phantom data sets written by `python -m ctranscnn phantom` into data_dir/<name>:
+# name -> (loader kind, description, paper column it stands in for, lists in its root).
+PHANTOMS = {
+    "cxr14-phantom": ("nih", "synthetic NIH ChestX-ray14 stand-in", "nih14_subset", False),
+    "cxr11-phantom": ("ranzcr", "synthetic ChestX-ray11/RANZCR stand-in", "chestxray11", False),
+    "tongue-phantom": ("list", "synthetic TCMTD tongue stand-in", None, True),
+}
+
+
+@dataclass
+class NotebookContext:
+    profile: str
+    split: str
+    seeds: list[int]
+    device: str
+    datasets: list[DatasetSource]
+    runs_dir: Path
+    results_dir: Path
+    figures_dir: Path
+    notebook: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_params(
+        cls, *, notebook: str, profile: str = "demo", split: str = "paper", seeds: Sequence[int] = (0,),
+        device: str = "auto", data_dir: str = "data", nih_root: str = "", ranzcr_root: str = "",
+        tcmtd_list: str = "", authors_lists: str = "", runs_dir: str = "runs", results_dir: str = "results",
+        figures_dir: str = "figures",
+    ) -> "NotebookContext":
+        """Resolve the datasets: real ones where a root is given, else the phantoms found in `data_dir`.
+        Whatever is missing is recorded as skipped with the reason (shown in the report)."""
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        ctx = cls(profile, split, [int(s) for s in seeds], device, [], Path(runs_dir), Path(results_dir),
+                  Path(figures_dir), notebook)
+        lists = Path(authors_lists) if authors_lists else None
+        real = {"nih": nih_root, "ranzcr": ranzcr_root}
+        if any(real.values()) or tcmtd_list:
+            for name, root, desc, paper_key, sub in (
+                ("nih", nih_root, "real NIH ChestX-ray14", "nih14_subset", "chest14"),
+                ("ranzcr", ranzcr_root, "real ChestX-ray11 = RANZCR CLiP", "chestxray11", "chest11"),
+            ):
+                if not root:
+                    ctx.skip(name, f"no real {desc} data given ({name.upper()}_ROOT unset)")
+                elif not Path(root).is_dir():
+                    raise FileNotFoundError(f"{name.upper()}_ROOT={root}: not a folder")
+                else:
+                    own = lists / sub if lists is not None and (lists / sub).is_dir() else lists
+                    ctx.datasets.append(DatasetSource(name, name, Path(root), desc, own, paper_key))
+        else:
+            for name, (kind, desc, paper_key, has_lists) in PHANTOMS.items():
+                root = Path(data_dir) / name
+                if root.is_dir():
+                    ctx.datasets.append(DatasetSource(name, kind, root, desc, root if has_lists else None,
+                                                      paper_key, phantom=True))
+                else:
+                    ctx.skip(name, f"phantom data not found at {root} (run `python -m ctranscnn phantom`)")
+        if tcmtd_list:
+            ctx.datasets.append(DatasetSource("tcmtd", "list", Path(tcmtd_list), "private TCMTD tongue images",
+                                              Path(tcmtd_list)))
+        else:
+            ctx.skip("tcmtd", "TCMTD (tongue images) is private; TCMTD_LIST unset")
+        return ctx
+
+    def split_for(self, ds: DatasetSource) -> str | None:
+        """The requested split if `ds` has it, else its leak-free fallback (recorded), else None."""
+        have = ds.splits_available()
+        if self.split in have:
+            return self.split
+        fallback = "patient" if "patient" in have else (have[0] if have else None)
+        self.skip(f"{ds.name} split {self.split!r}",
+                  f"not available for {ds.label} (has {', '.join(have) or 'none'}); using {fallback!r}")
+        return fallback
+
+    def skip(self, what: str, why: str) -> None:
+        """Say why something is left out, in the notebook output and in results/skipped.csv."""
+        print(f"SKIPPED {what}: {why}")
+        self.skipped.append((what, why))
+        path = self.results_dir / "skipped.csv"
+        old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["notebook", "what", "why"])
+        row = pd.DataFrame([{"notebook": self.notebook, "what": what, "why": why}])
+        new = pd.concat([old, row]).drop_duplicates(keep="last")
+        atomic_write_text(path, new.to_csv(index=False, lineterminator="\n"))
+
+    def provenance(self, data: str | DatasetSource | None = None, split: str | None = None,
+                   notes: Sequence[str] = ()) -> Provenance:
+        if data is None:
+            data = "; ".join(d.label for d in self.datasets) or "none"
+        elif isinstance(data, DatasetSource):
+            data = data.label
+        return Provenance.collect(data, split or self.split, self.profile, self.seeds, notes)
+
+    def table(self, df: pd.DataFrame, name: str, provenance: Provenance, **kwargs) -> dict[str, Path]:
+        """Write results/tables/<notebook prefix>_<name>.{csv,md,tex} (see write_table for kwargs)."""
+        return write_table(df, self.results_dir / "tables" / f"{self.prefix}_{name}", provenance, **kwargs)
+
+    def figure(self, fig, name: str) -> dict[str, Path]:
+        """Write figures/<notebook prefix>_<name>.{png,pdf}; the figure stays open for inline display."""
+        return save_figure(fig, self.figures_dir / f"{self.prefix}_{name}")
+
+    @property
+    def prefix(self) -> str:
+        return self.notebook.split("_")[0] if self.notebook else "xx"
