@@ -58,8 +58,11 @@ def test_comparison_table_labels_data_and_explains_missing_cells():
 
 
 def test_comparison_table_maps_registry_names_and_rejects_bad_input():
-    _, display = comparison_table(pd.DataFrame({"model": ["conformer_tiny"], "mAUC": [80.0]}), "chestxray11", "chest11")
-    assert display.set_index("method").loc["Conformer", "this run (chest11)"] == "80.00"
+    ours = pd.DataFrame({"model": ["conformer_tiny", "resnet50_mini", "swin"], "mAUC": [80.0, 70.0, 60.0]})
+    d = comparison_table(ours, "chestxray11", "chest11")[1].set_index("method")
+    assert d.loc["Conformer", "this run (chest11)"] == "80.00" and d.loc["Conformer", "our model"] == "conformer_tiny"
+    assert d.loc["ResNet50", "this run (chest11)"] == "70.00" and d.loc["Swin Transformer", "this run (chest11)"] == "60.00"
+    assert len(d) == 11
     with pytest.raises(KeyError, match="paper_dataset"):
         comparison_table(pd.DataFrame({"model": [], "mAUC": []}), "tcmtd", "x")
     with pytest.raises(KeyError, match="mAUC"):
@@ -69,3 +72,11 @@ def test_comparison_table_maps_registry_names_and_rejects_bad_input():
 def test_phantom_note_only_for_phantom_data():
     assert PHANTOM_NOTE in comparison_notes("cxr14-phantom")
     assert PHANTOM_NOTE not in comparison_notes("real NIH, patient split")
+
+
+def test_every_paper_method_has_a_registered_model_family():
+    from ctranscnn import list_models
+    from ctranscnn.report.paper import model_family
+
+    families = {model_family(m) for m in list_models()}
+    assert set(paper_mean_auc()["model"]) <= families

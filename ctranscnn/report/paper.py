@@ -6,6 +6,7 @@ never presents phantom numbers as a reproduction.
 """
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Mapping
 
@@ -23,9 +24,14 @@ PHANTOM_NOTE = ("'this run' numbers come from synthetic phantom data: they test 
 
 
 def paper_mean_auc() -> pd.DataFrame:
-    """One row per compared method: method (paper name), model (our registry name), chestxray11, nih14_subset (%)."""
+    """One row per compared method: method (paper name), model (our model family), chestxray11, nih14_subset (%)."""
     with resources.files("ctranscnn.report").joinpath("paper_mean_auc.csv").open() as f:
         return pd.read_csv(f)
+
+
+def model_family(name: str) -> str:
+    """Registry name without its size: 'resnet50_mini' -> 'resnet50', 'ctranscnn_tiny' -> 'ctranscnn'."""
+    return re.sub(r"_(micro|mini|tiny)$", "", name)
 
 
 def is_phantom(data_label: str) -> bool:
@@ -47,8 +53,8 @@ def comparison_table(
     """Paper's mean AUC beside ours, one row per method.
 
     `ours` has one row per model with columns `model` (our registry name), `mAUC` (%) and optionally
-    `method` (the paper's method it stands for; default: looked up in paper_mean_auc.csv, which maps
-    the paper-size models, so pass it for demo-size variants), `mAUC_sd` and `n_runs` (as produced by
+    `method` (the paper's method it stands for; default: the method of the model's family in
+    paper_mean_auc.csv, any size), `mAUC_sd` and `n_runs` (as produced by
     `summarise_seeds`). `paper_dataset` is a key of PAPER_DATA; `our_data` names the data our runs used
     (e.g. 'nih14-phantom'). Cells without a number say why: `missing` is one reason for all methods or
     a reason per paper method. Our models that stand for no paper method are appended.
@@ -61,7 +67,8 @@ def comparison_table(
     paper = paper_mean_auc()
     ours = ours.copy()
     if "method" not in ours.columns:
-        ours["method"] = ours["model"].map(dict(zip(paper["model"], paper["method"]))).fillna(ours["model"])
+        family = ours["model"].map(model_family)
+        ours["method"] = family.map(dict(zip(paper["model"], paper["method"]))).fillna(ours["model"])
     if ours["method"].duplicated().any():
         raise ValueError(f"comparison_table: several of our models stand for one method: {ours['method'].tolist()}")
     ours = ours.set_index("method")
