@@ -79,7 +79,7 @@ def polyline_distance(x: np.ndarray, y: np.ndarray, curve: np.ndarray) -> np.nda
     return best
 
 
-def mask_box(field: np.ndarray, rel: float = 0.25) -> tuple[int, int, int, int] | None:
+def mask_box(field: np.ndarray, rel: float = 0.1) -> tuple[int, int, int, int] | None:
     """Pixel box (x, y, w, h) of where |field| exceeds `rel` of its maximum; None if empty."""
     mag = np.abs(field)
     peak = float(mag.max()) if mag.size else 0.0

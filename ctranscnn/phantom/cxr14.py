@@ -161,11 +161,6 @@ def render_cxr14(seed: int, index: int, patient: int, labels: str, size: int, cf
     return th.display(A, stream(seed, NOISE, index)), boxes
 
 
-def image_path(row) -> str:
-    """NIH layout: images_001/images/<patient:08d>_<follow-up:03d>.png"""
-    return f"images_{row.index // row.per_folder + 1:03d}/images/{row.image_id}"
-
-
 def _render_job(job) -> list[tuple]:
     out, seed, index, patient, labels, size, cfg, ap, rel = job
     pixels, boxes = render_cxr14(seed, index, patient, labels, size, cfg, ap)
@@ -197,8 +192,9 @@ def generate_cxr14(out: Path, n: int, size: int = 128, seed: int = 0, patients: 
         "OriginalImagePixelSpacing[x": spacing, "y]": spacing,
     })[DATA_ENTRY_COLUMNS]
     write_csv_atomic(entry, out / "Data_Entry_2017.csv")
-    bbox = pd.DataFrame(boxes, columns=["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"])
-    write_csv_atomic(bbox, out / "BBox_List_2017.csv")
+    # NIH's header, verbatim: unquoted commas inside "Bbox [x,y,w,h]" and three empty trailing names
+    rows = [f"{name},{label},{x},{y},{w},{h}" for name, label, x, y, w, h in boxes]
+    write_text_atomic(out / "BBox_List_2017.csv", "\n".join(["Image Index,Finding Label,Bbox [x,y,w,h],,,", *rows]) + "\n")
     for split, name in (("train_val", "train_val_list.txt"), ("test", "test_list.txt")):
         write_text_atomic(out / name, "\n".join(plan.image_id[plan.split == split]) + "\n")
     return plan
