@@ -102,7 +102,10 @@ def read_boxes(root: Path, paths: dict[str, Path], problems: Problems) -> pd.Dat
             if label not in NIH_CLASSES:
                 problems.add(box_path, f"unknown class name {label!r}", line)
                 continue
-            rows.append((name, label, x, y, w, h, *image_size(paths.get(name))))
+            try:
+                rows.append((name, label, x, y, w, h, *image_size(paths.get(name))))
+            except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+                problems.add(box_path, f"image of box {name!r} is unreadable or corrupt ({e})", line)
     return pd.DataFrame(rows, columns=["image_id", "label", "x", "y", "w", "h", "orig_w", "orig_h"])
 
 

@@ -180,8 +180,8 @@ def stratified_group_split(
     """Image indices of each part; every group (patient) lands in one part.
 
     Iterative stratification (Sechidis et al., 2011) lifted to groups: labels are visited from the
-    rarest; each still-unplaced patient carrying it goes to the part that most lacks that label
-    (ties: the part that most lacks images, then a seeded coin). Patients without any label fill
+    rarest; each still-unplaced patient carrying it goes to the part that most lacks that label among
+    the parts still short of images (ties: the part that most lacks images, then a seeded coin). Patients without any label fill
     the parts by image count. Indices keep their original order within a part.
     """
     if groups is None:
@@ -203,6 +203,10 @@ def stratified_group_split(
     left = per_group.sum(axis=0)
 
     def place(g: int, need: np.ndarray) -> None:
+        # Parts that already hold their share of images are passed over, so that the rare labels of a
+        # small dataset do not all land in the largest part.
+        open_ = want_images > 0 if (want_images > 0).any() else np.ones(len(fr), bool)
+        need = np.where(open_, need, -np.inf)
         best = np.flatnonzero(need == need.max())
         if len(best) > 1:
             best = best[want_images[best] == want_images[best].max()]
