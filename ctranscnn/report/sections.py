@@ -1,0 +1,317 @@
+"""The work of each notebook, one function per (notebook, dataset): compute, write tables and figures, and
+return them for display. Notebooks stay thin: parameters, a loop over datasets, and display.
+
+Which models and datasets each notebook covers is fixed here (ABLATION, SOTA_MODELS, CHEST) and limited per
+profile (PROFILE_LIMITS) so that the demo profile fits its time budget.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctranscnn.report import datastats
+from ctranscnn.report import figures as F
+from ctranscnn.report.context import DatasetSource, NotebookContext
+from ctranscnn.report.paper import comparison_notes, comparison_table
+from ctranscnn.report.runs import CHECKPOINT_NOTE, Run, ensure_run, run_config
+from ctranscnn.report.tables import fmt_ci, fmt_mean_sd, summarise_seeds
+
+METRICS = ["mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"]
+CTRANSCNN = "ctranscnn_tiny"  # the profile's model.size turns it into the mini/micro variant
+# The ablation (paper's modules switched off one at a time, then all = Conformer).
+ABLATION = {
+    "CTransCNN (full)": (CTRANSCNN, {}),
+    "w/o MMAEF": (CTRANSCNN, {"mmaef": False}),
+    "w/o MBR": (CTRANSCNN, {"mbr": False}),
+    "w/o IIM": (CTRANSCNN, {"iim": False}),
+    "Conformer (all off)": ("conformer_tiny", {}),
+}
+# The paper's comparison (spec §6.1), paper-size names; profiles pick the size.
+SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
+               "repvgg", "deit", CTRANSCNN]
+CHEST = ("nih", "ranzcr", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on the chest sets
+# How many chest datasets the ablation and the comparison cover per profile (None: all).
+PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "sota": 1},
+                  "paper": {"ablation": None, "sota": None}}
+
+
+def chest_datasets(ctx: NotebookContext, notebook: str) -> list[DatasetSource]:
+    """The chest datasets `notebook` ('ablation' | 'sota') covers in this profile; the others are skipped."""
+    chest = [d for d in ctx.datasets if d.name in CHEST]
+    limit = PROFILE_LIMITS[ctx.profile][notebook]
+    for d in chest[limit:] if limit is not None else []:
+        ctx.skip(f"{notebook} on {d.name}", f"profile {ctx.profile} runs the {notebook} on {limit} dataset(s) only")
+    for d in ctx.datasets:
+        if d.name not in CHEST:
+            ctx.skip(f"{notebook} on {d.name}", "the paper's ablation and comparison use the chest datasets")
+    return chest[:limit] if limit is not None else chest
+
+
+# ---------------------------------------------------------------- 01 data
+
+
+def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 8) -> dict[str, Any]:
+    """Split sizes and patients, prevalence, label cardinality, co-occurrence, leakage, sample grid."""
+    from ctranscnn.data.splits import leakage_report, load_splits
+
+    split = ctx.split_for(ds)
+    splits = load_splits(ds.kind, ds.root, split, ds.lists)
+    prov = ctx.provenance(ds, split)
+    out: dict[str, Any] = {
+        "summary": datastats.split_summary(splits), "prevalence": datastats.prevalence(splits),
+        "cardinality": datastats.cardinality(splits), "leakage": datastats.leakage_table(leakage_report(splits)),
+    }
+    captions = {"summary": "Images, patients and labels per split", "prevalence": "Positive images per class",
+                "cardinality": "Images by number of labels", "leakage": "Patients shared between splits"}
+    for key, caption in captions.items():
+        ctx.table(out[key], f"{key}_{ds.name}", prov, caption=f"{caption}: {ds.label}, split {split}")
+    classes = next(iter(splits.values())).classes
+    labels = np.concatenate([s.labels for s in splits.values()])
+    pct = out["prevalence"].set_index("class")[[f"{s} %" for s in splits]]
+    out["fig_prevalence"] = F.plot_prevalence(pct.rename(columns=lambda c: c[:-2]), title=f"{ds.name}: prevalence")
+    out["fig_cooccurrence"] = F.plot_cooccurrence(labels, classes, title=f"{ds.name}: P(column | row)",
+                                                  conditional=True)
+    out["fig_samples"] = _sample_grid(splits["train"], n_samples)
+    for key in ("prevalence", "cooccurrence", "samples"):
+        ctx.figure(out[f"fig_{key}"], f"{key}_{ds.name}")
+    return out
+
+
+def _sample_grid(s, n: int):
+    """The first `n` images, those with boxes first, titled with their labels."""
+    with_box = set() if s.boxes is None else set(s.boxes["image_id"])
+    order = sorted(range(len(s)), key=lambda i: s.image_ids[i] not in with_box)[:n]
+    titles = [", ".join(np.asarray(s.classes)[s.labels[i] > 0]) or "no finding" for i in order]
+    boxes = [[] if s.boxes is None else
+             [(b.x, b.y, b.w, b.h, b.label) for b in s.boxes[s.boxes["image_id"] == s.image_ids[i]].itertuples()]
+             for i in order]
+    return F.plot_sample_grid([s.paths[i] for i in order], titles, boxes)
+
+
+# ---------------------------------------------------------------- 02 train
+
+
+def train_runs(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
+               overrides: dict | None = None) -> list[Run]:
+    """One finished run per seed (trained now or reused)."""
+    split = split or ctx.split_for(ds)
+    return [Run.load(ensure_run(run_config(ctx, ds, model, seed, split, overrides))) for seed in ctx.seeds]
+
+
+def _runs_frame(runs: list[Run], which: str = "best") -> pd.DataFrame:
+    return pd.DataFrame([r.summary_row(which) for r in runs])
+
+
+def train_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
+    """CTransCNN on `ds`: main metrics (mean ± sd over seeds, CI per run), per-class AUC, curves, ROC."""
+    split = ctx.split_for(ds)
+    runs = train_runs(ctx, ds, split=split)
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, "CI: bootstrap 95% over test images"])
+    per_run = pd.concat([_runs_frame(runs, "best"), _runs_frame(runs, "last")], ignore_index=True)
+    per_run_display = per_run.assign(mAUC=[fmt_ci(v, lo, hi) for v, lo, hi in
+                                           per_run[["mAUC", "mAUC_ci_lo", "mAUC_ci_hi"]].to_numpy()])
+    ctx.table(per_run, f"runs_{ds.name}", prov, display=per_run_display.drop(columns=["mAUC_ci_lo", "mAUC_ci_hi"]),
+              caption=f"CTransCNN test metrics (%) per run and checkpoint, mean AUC with 95% CI: {ds.label}")
+    numeric, display = summarise_seeds(per_run, ["model", "checkpoint"], METRICS)
+    ctx.table(numeric, f"main_results_{ds.name}", prov, display=display,
+              caption=f"CTransCNN test metrics (%), mean ± sd over {len(runs)} seed(s): {ds.label}")
+    per_class = pd.DataFrame({r.seed: r.per_class_auc() for r in runs})
+    pc_numeric = pd.DataFrame({"class": per_class.index, "AUC": per_class.mean(axis=1).to_numpy(),
+                               "AUC_sd": per_class.std(axis=1, ddof=1).to_numpy()})
+    pc_display = pd.DataFrame({"class": per_class.index,
+                               "AUC": [fmt_mean_sd(row) for row in per_class.to_numpy()]})
+    ctx.table(pc_numeric, f"per_class_auc_{ds.name}", prov, display=pc_display,
+              caption=f"CTransCNN per-class test AUC (%): {ds.label}")
+    y_true, y_prob = runs[0].predictions()
+    out = {"main": display, "per_class": pc_display,
+           "fig_curves": F.plot_training_curves({f"seed {r.seed}": r.history for r in runs},
+                                                ["train_loss", "val_mAUC", "lr"]),
+           "fig_roc": F.plot_roc_by_class(y_true, y_prob, runs[0].classes,
+                                          title=f"CTransCNN on {ds.name} (seed {runs[0].seed})")}
+    ctx.figure(out["fig_curves"], f"training_curves_{ds.name}")
+    ctx.figure(out["fig_roc"], f"roc_{ds.name}")
+    return out
+
+
+
+def split_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | None:
+    """The same model under the authors' image-level `paper` split and a leak-free `patient` split."""
+    have = ds.splits_available()
+    if not {"paper", "patient"} <= set(have):
+        ctx.skip(f"split table for {ds.name}", f"needs both the 'paper' and 'patient' splits; {ds.label} has "
+                 f"{', '.join(have)}")
+        return None
+    rows = []
+    for split in ("paper", "patient"):
+        rows += [r.summary_row() | {"split": split} for r in train_runs(ctx, ds, split=split)]
+    numeric, display = summarise_seeds(pd.DataFrame(rows), ["model", "split"], METRICS)
+    prov = ctx.provenance(ds, "paper vs patient", notes=[CHECKPOINT_NOTE])
+    ctx.table(numeric, f"split_effect_{ds.name}", prov, display=display,
+              caption=f"What patient leakage does: CTransCNN test metrics (%) under both splits: {ds.label}")
+    return {"split_effect": display}
+
+
+# ---------------------------------------------------------------- 03 ablation
+
+
+def ablation_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
+    """Full model, each module switched off, all off (= Conformer): table and bar chart."""
+    split = ctx.split_for(ds)
+    rows = []
+    for variant, (model, overrides) in ABLATION.items():
+        rows += [r.summary_row() | {"variant": variant} for r in train_runs(ctx, ds, model, split, overrides)]
+    numeric, display = summarise_seeds(pd.DataFrame(rows), ["variant", "model"], METRICS)
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE])
+    ctx.table(numeric, f"ablation_{ds.name}", prov, display=display,
+              caption=f"Ablation of MMAEF, MBR and IIM: test metrics (%): {ds.label}")
+    fig = F.plot_bars(numeric, "variant", "mAUC", yerr="mAUC_sd", ylabel="test mean AUC (%)",
+                      title=f"Ablation on {ds.name}", reference=float(numeric["mAUC"].iloc[0]))
+    ctx.figure(fig, f"ablation_{ds.name}")
+    return {"ablation": display, "fig_ablation": fig}
+
+
+# ---------------------------------------------------------------- 04 comparison
+
+
+def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
+    """The ten baselines and CTransCNN: metrics, comparison with the paper, radar, ROC, complexity."""
+    split = ctx.split_for(ds)
+    runs = {m: train_runs(ctx, ds, m, split) for m in SOTA_MODELS}
+    rows = [r.summary_row() for rs in runs.values() for r in rs]
+    numeric, display = summarise_seeds(pd.DataFrame(rows), ["model"], ["mAUC", "mAP", "CF1", "OF1"])
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE])
+    ctx.table(numeric, f"models_{ds.name}", prov, display=display,
+              caption=f"Test mean AUC, mAP, CF1, OF1 (%) of every model: {ds.label}")
+
+    per_class = pd.DataFrame({rs[0].model: pd.concat([r.per_class_auc() for r in rs], axis=1).mean(axis=1)
+                              for rs in runs.values()}).T
+    ctx.table(per_class.round(6).reset_index(names="model"), f"per_class_auc_{ds.name}", prov,
+              caption=f"Per-class test AUC (%), mean over seeds: {ds.label}")
+
+    out: dict[str, Any] = {"models": display}
+    if ds.paper_key:
+        ours = numeric[["model", "mAUC", "mAUC_sd", "n_runs"]]
+        cmp_numeric, cmp_display = comparison_table(ours, ds.paper_key, ds.label)
+        ctx.table(cmp_numeric, f"comparison_{ds.name}", ctx.provenance(ds, split, notes=comparison_notes(ds.label)
+                  + [CHECKPOINT_NOTE]), display=cmp_display,
+                  caption=f"Mean AUC (%): the paper's published numbers beside this run ({ds.label})")
+        out["comparison"] = cmp_display
+    else:
+        ctx.skip(f"paper comparison on {ds.name}", "the paper published no per-method numbers for this dataset")
+
+    cx = complexity_table(runs)
+    ctx.table(cx, f"complexity_{ds.name}", prov, caption=f"Parameters, GFLOPs and training throughput: {ds.label}")
+    out["complexity"] = cx
+    out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class AUC on {ds.name}")
+    out["fig_roc"] = F.plot_roc_by_model({rs[0].model: rs[0].predictions() for rs in runs.values()},
+                                         title=f"{ds.name} (seed {ctx.seeds[0]})")
+    ctx.figure(out["fig_radar"], f"radar_{ds.name}")
+    ctx.figure(out["fig_roc"], f"roc_models_{ds.name}")
+    return out
+
+
+def complexity_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
+    """Parameters and GFLOPs at each run's input size, and its measured training images/s (mean over seeds)."""
+    from ctranscnn import create_model
+    from ctranscnn.models.complexity import model_complexity
+
+    rows = []
+    for rs in runs.values():
+        r = rs[0]
+        size = int(r.manifest["config"]["data"]["image_size"])
+        model = create_model(r.model, len(r.classes), **r.manifest["config"]["model"]["overrides"])
+        cx = model_complexity(model, size)
+        rows.append({"model": r.model, "image_size": size, "params_M": cx["params_total"] / 1e6,
+                     "GFLOPs": cx[f"gflops_{size}"],
+                     "train_images_per_s": float(np.mean([x.manifest["images_per_s"] or np.nan for x in rs])),
+                     "device": r.manifest["device"]})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- 05 Grad-CAM
+
+GRADCAM_MODELS = [CTRANSCNN, "resnet50", "vit"]  # the paper's figure shows at least these three
+MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # localisation scoring cost on CPU
+
+
+def load_trained(run: Run, which: str = "best"):
+    """The run's model with its `which` checkpoint weights, in eval mode."""
+    from ctranscnn import create_model
+    from ctranscnn.engine.checkpoint import load_checkpoint
+
+    model = create_model(run.model, len(run.classes), **run.manifest["config"]["model"]["overrides"])
+    model.load_state_dict(load_checkpoint(run.path / "checkpoints" / f"{which}.pt")["model"])
+    return model.eval()
+
+
+def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) -> dict[str, Any] | None:
+    """The paper-style Grad-CAM figure and localisation scores against held-out boxes, per model."""
+    import torch
+
+    from ctranscnn.data.splits import load_splits
+    from ctranscnn.data.transforms import decode, normalize
+    from ctranscnn.engine.config import from_dict
+    from ctranscnn.engine.trainer import preprocess_for
+    from ctranscnn.gradcam import gradcam_figure
+    from ctranscnn.localization import held_out_boxes, localise, summarise
+
+    split = ctx.split_for(ds)
+    splits = load_splits(ds.kind, ds.root, split, ds.lists)
+    if splits["train"].boxes is None:
+        ctx.skip(f"Grad-CAM on {ds.name}", f"{ds.label} has no bounding boxes")
+        return None
+    runs = {m: train_runs(ctx, ds, m, split)[0] for m in GRADCAM_MODELS}  # first seed
+    models = {r.model: load_trained(r) for r in runs.values()}
+    classes = next(iter(runs.values())).classes
+    pre = preprocess_for(from_dict(next(iter(runs.values())).manifest["config"]))
+    paths = {i: p for s in splits.values() for i, p in zip(s.image_ids, s.paths)}
+
+    def load(image_id: str) -> torch.Tensor:
+        return normalize(decode(paths[image_id], pre), pre)
+
+    boxes = pd.concat([s.boxes for s in splits.values() if s.boxes is not None], ignore_index=True)
+    held_out = held_out_boxes(boxes, splits["train"].image_ids)
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, f"boxes of images outside the training split: "
+                                            f"{len(held_out)} of {len(boxes)}"])
+    limit = MAX_BOXES[ctx.profile]
+    if limit is not None and len(held_out) > limit:
+        held_out = held_out.sample(limit, random_state=0).reset_index(drop=True)
+        prov.notes.append(f"profile {ctx.profile}: a seeded sample of {limit} boxes")
+
+    test = splits["test"]
+    with_box = [i for i, image_id in enumerate(test.image_ids) if image_id in set(held_out["image_id"])]
+    pick = (with_box or list(range(len(test))))[:n_images]
+    images = torch.stack([load(test.image_ids[i]) for i in pick])
+    fig_paths = gradcam_figure(images, test.labels[pick], models, classes,
+                               ctx.figures_dir / f"{ctx.prefix}_gradcam_{ds.name}")
+
+    tables = []
+    for name, model in models.items():
+        per_box = localise(model, held_out, classes, load)
+        tables.append(summarise(per_box).reset_index().assign(model=name))
+    scores = pd.concat(tables, ignore_index=True)
+    scores = scores[["model"] + [c for c in scores.columns if c != "model"]]
+    ctx.table(scores, f"localisation_{ds.name}", prov, digits=3,
+              caption=f"Grad-CAM localisation (fused map) against held-out boxes: {ds.label}")
+    return {"localisation": scores[scores["label"] == "overall"], "figure": fig_paths["png"]}
+
+
+# ---------------------------------------------------------------- 06 report
+
+
+def runs_runtime(ctx: NotebookContext) -> pd.DataFrame | None:
+    """Wall time and throughput of every training run under runs_dir (from the manifests)."""
+    import json
+
+    rows = [(p.parent.name, json.loads(p.read_text())) for p in sorted(ctx.runs_dir.glob("*/manifest.json"))]
+    if not rows:
+        ctx.skip("runtime of training runs", f"no runs under {ctx.runs_dir}")
+        return None
+    df = pd.DataFrame([{"run": name, "profile": m["profile"],
+                        "status": m["status"], "epochs": m["epochs_done"], "train_s": m["wall_time_s"],
+                        "images_per_s": m["images_per_s"], "device": m["device"]} for name, m in rows])
+    ctx.table(df, "runtime_runs", ctx.provenance(), caption="Training wall time per run on the machine that ran it",
+              digits=1)
+    return df
