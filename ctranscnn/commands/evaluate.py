@@ -1,0 +1,32 @@
+"""`python -m ctranscnn evaluate --run RUN_DIR [--split test] [--checkpoint best|last]`: recompute a split's
+predictions and metrics from a run folder (its config, checkpoint and data), into RUN_DIR/evaluation/."""
+from __future__ import annotations
+
+import argparse
+
+from ctranscnn.commands.common import parse_overrides
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, metavar="RUN_DIR")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    p.add_argument("--set", nargs="*", default=[], action="extend", metavar="KEY=VALUE",
+                   help="where the data is now, e.g. data.root=PATH (only path/worker settings)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctranscnn.engine.config import ConfigError
+    from ctranscnn.engine.run_eval import evaluate_run
+
+    try:
+        out, metrics = evaluate_run(args.run, args.split, args.checkpoint, parse_overrides(args.set))
+    except ConfigError as err:
+        raise SystemExit(f"evaluate: {err}") from None
+    keys = ("mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
+    print(f"{args.run} [{args.checkpoint}] {args.split}: " + "  ".join(f"{k} {metrics[k]:.2f}" for k in keys))
+    if "tuned" in metrics:
+        print("  tuned thresholds: " + "  ".join(f"{k} {metrics['tuned'][k]:.2f}" for k in keys[2:]))
+    lo, hi = metrics["ci95"]["mAUC"]
+    print(f"  mAUC 95% CI [{lo:.2f}, {hi:.2f}]   written: {out}")
+    return 0

@@ -1,0 +1,44 @@
+"""`python -m ctranscnn predict --run RUN_DIR IMAGE...`: label probabilities per image and the labels above
+threshold (like the authors' ONNX demo), from the run folder alone."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, metavar="RUN_DIR")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    p.add_argument("--threshold", default="0.5", help="a probability for every class, or 'tuned' (per class, "
+                   "tuned on validation)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctranscnn.data.errors import DataError
+    from ctranscnn.engine.inference import load_run
+
+    loaded = load_run(args.run, args.checkpoint)
+    if args.threshold != "tuned":
+        try:
+            float(args.threshold)
+        except ValueError:
+            raise SystemExit(f"predict: --threshold must be a number or 'tuned', got {args.threshold!r}") from None
+    thr = loaded.thresholds(args.threshold)
+    try:
+        probs = loaded.probabilities(loaded.images(args.images))
+    except DataError as err:
+        raise SystemExit(f"predict: {err}") from None
+    results = [{"image": str(path), "probabilities": dict(zip(loaded.classes, map(float, p))),
+                "labels": [c for c, pc, t in zip(loaded.classes, p, thr) if pc >= t]}
+               for path, p in zip(args.images, probs)]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for r in results:
+        print(r["image"])
+        for c, pc in sorted(r["probabilities"].items(), key=lambda kv: -kv[1]):
+            print(f"  {pc:7.4f}  {c}")
+        print(f"  labels: {', '.join(r['labels']) or '(none above threshold)'}")
+    return 0

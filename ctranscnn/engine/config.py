@@ -1,0 +1,284 @@
+"""Run configuration: typed dataclasses loaded from YAML, then a profile, then `--set a.b=value` overrides.
+
+Precedence (later wins): dataclass defaults < YAML file < PROFILES[profile] < command-line `--set`.
+The defaults are the authors' recipe (reference spec §5.5), so a paper YAML only names the dataset.
+
+Profiles are the one place where run sizes are chosen:
+* `paper`: the recipe as the authors ran it (real data, GPU): ctranscnn_tiny, 224 px, batch 32, 300 epochs.
+* `demo`: the default of reproduce.sh on phantom data, CPU with 2 cores. reproduce.sh trains about ten
+  models (CTransCNN, three ablations, baselines) and has ~20 minutes for all of them, so one run gets
+  ~2 minutes: the `mini` models (about 1-3 M parameters) at 64 px (4 x 4 transformer tokens, the smallest
+  input at which CTransCNN's token grid is more than one patch per stage) train at ~150 images/s on 2 cores,
+  so 8 epochs of 1,200 images plus val/test inference fit. Warmup is shortened to one epoch in proportion.
+* `smoke`: CI and tests, seconds per run: `micro` models, 32 px, two epochs of 64 images.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctranscnn.losses import LossConfig
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ctranscnn_tiny"  # registered model (ctranscnn.list_models())
+    # '' keeps `name`; otherwise the same family at that size (see resolve_model_name), set by profiles
+    size: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)  # factory keywords, e.g. {mmaef: false}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "nih"  # ctranscnn.data.load_splits: nih | ranzcr | chestmnist | list
+    root: str = ""  # the dataset folder as released
+    lists: str = ""  # folder with the authors' split lists (split 'paper')
+    split: str = "paper"  # paper | official | patient
+    split_seed: int = 0  # seed of the patient split
+    image_size: int = 224  # square resize, bicubic, aspect ratio not kept (the authors' pipeline)
+    hflip: bool = True  # random horizontal flip p=0.5 in training: the authors' only augmentation
+    num_workers: int = 2
+    cache_dir: str = ""  # decoded-image cache ('' = none)
+    # 0 = whole split; otherwise a seeded random subset of that many images (CPU profiles)
+    limit_train: int = 0
+    limit_val: int = 0
+    limit_test: int = 0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.05  # not applied to norm weights, biases and the class token
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = 1e-8
+
+
+@dataclass
+class ScheduleConfig:
+    epochs: int = 300
+    warmup_iters: int = 6260  # 5 x 1252: copied by the authors from an ImageNet batch-1024 recipe
+    warmup_ratio: float = 1e-3  # warmup starts at lr * warmup_ratio (mmcv linear warmup)
+    min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio (1e-5)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32  # global batch (split over DDP ranks)
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"  # auto | cpu | cuda
+    cpu_threads: int = 0  # torch intra-op threads (0 = torch's default); 1 avoids thrashing on shared CPUs
+    amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every: int = 200  # also save resumable state every this many steps (0: epoch ends only)
+    out_dir: str = "runs"
+    run_name: str = ""  # '' = <dataset>_<model>_<profile>_s<seed>
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    single_class: str = "skip"  # ctranscnn.metrics policy for a one-valued label column
+    n_boot: int = 1000  # bootstrap resamples for the 95% CIs
+    threshold: float = 0.5
+
+
+@dataclass
+class RunConfig:
+    profile: str = "paper"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "demo": {
+        "model.size": "mini", "data.image_size": 64, "data.limit_train": 1200, "data.limit_val": 300,
+        "data.limit_test": 300, "schedule.epochs": 8, "schedule.warmup_iters": 38, "train.batch_size": 32,
+        "train.checkpoint_every": 20, "eval.n_boot": 200,
+    },
+    "smoke": {
+        "model.size": "micro", "data.image_size": 32, "data.num_workers": 0, "data.limit_train": 64,
+        "data.limit_val": 32, "data.limit_test": 32, "schedule.epochs": 2, "schedule.warmup_iters": 2,
+        "train.batch_size": 16, "train.checkpoint_every": 2, "eval.batch_size": 32, "eval.n_boot": 50,
+    },
+}
+CHOICES = {
+    "profile": tuple(PROFILES), "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
+    "train.amp": ("none", "bf16", "fp16"), "eval.single_class": ("skip", "fifty"),
+}
+SIZES = ("micro", "mini", "tiny")
+# Fields that change where or how fast a run happens, not its numbers: left out of the config hash.
+UNHASHED = ("train.out_dir", "train.run_name", "train.progress", "train.cpu_threads", "data.num_workers",
+            "data.cache_dir", "data.root", "data.lists")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path != "model.overrides" and not path.startswith("model.overrides."):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` as type `hint`, or a ConfigError naming `where`."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, (list, tuple)) and len(value) == len(args):
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                pass
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{where}: expected {name}, got {value!r}")
+
+
+def set_key(cfg: Any, path: str, value: Any, source: str) -> None:
+    """Set dotted `path` in the dataclass tree `cfg`; unknown keys are errors naming the key and its source."""
+    node, parts = cfg, path.split(".")
+    for i, part in enumerate(parts):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, dict):  # model.overrides.<key>: free-form model keywords
+            node[".".join(parts[i:])] = value
+            return
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if part not in fields:
+            raise ConfigError(f"{source}: unknown config key {where!r}; known here: {', '.join(fields)}")
+        if i == len(parts) - 1:
+            hint = typing.get_type_hints(type(node))[part]
+            if dataclasses.is_dataclass(hint):
+                raise ConfigError(f"{source}: {where!r} is a section; set its keys ({where}.<key>)")
+            value = _coerce(value, hint, f"{source}: {where}")
+            if path in CHOICES and value not in CHOICES[path]:
+                raise ConfigError(f"{source}: {where} must be one of {CHOICES[path]}, got {value!r}")
+            setattr(node, part, value)
+            return
+        node = getattr(node, part)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """RunConfig from a YAML file (optional), its profile and dotted `overrides` (e.g. from --set)."""
+    tree: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            tree = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of config sections, got {type(tree).__name__}")
+    overrides = dict(overrides or {})
+    from_file = _flatten(tree)
+    profile = overrides.get("profile", from_file.get("profile", "paper"))
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
+    cfg = RunConfig()
+    for layer, values in ((source, from_file), (f"profile {profile}", PROFILES[profile]), ("--set", overrides)):
+        for key, value in values.items():
+            set_key(cfg, key, value, layer)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    checks = [
+        (cfg.train.batch_size > 0, "train.batch_size must be positive"),
+        (cfg.eval.batch_size > 0, "eval.batch_size must be positive"),
+        (cfg.schedule.epochs > 0, "schedule.epochs must be positive"),
+        (cfg.schedule.warmup_iters >= 0, "schedule.warmup_iters must be >= 0"),
+        (0 < cfg.schedule.warmup_ratio <= 1, "schedule.warmup_ratio must lie in (0, 1]"),
+        (0 <= cfg.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio must lie in [0, 1]"),
+        (cfg.optim.lr > 0, "optim.lr must be positive"),
+        (cfg.data.image_size >= 32, "data.image_size must be at least 32"),
+        (cfg.train.cpu_threads >= 0, "train.cpu_threads must be >= 0"),
+        (cfg.train.checkpoint_every >= 0, "train.checkpoint_every must be >= 0"),
+        (min(cfg.data.limit_train, cfg.data.limit_val, cfg.data.limit_test) >= 0, "data.limit_* must be >= 0"),
+        (not re.search(r"[/\\]", cfg.train.run_name), "train.run_name must not contain path separators"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    out = dataclasses.asdict(cfg)
+    out["optim"]["betas"] = list(cfg.optim.betas)
+    return out
+
+
+def from_dict(tree: dict, source: str = "checkpoint") -> RunConfig:
+    """Rebuild a RunConfig from `to_dict` output exactly (no profile applied again)."""
+    cfg = RunConfig()
+    for key, value in _flatten(tree).items():
+        set_key(cfg, key, value, source)
+    return cfg
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """SHA-256 of the settings that determine a run's numbers (paths and worker counts left out)."""
+    flat = {k: v for k, v in _flatten(to_dict(cfg)).items() if k not in UNHASHED}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resolve_model_name(cfg: ModelConfig) -> str:
+    """Registered model for (name, size): `ctranscnn_tiny` at size 'mini' is `ctranscnn_mini`, `resnet50`
+    at 'mini' is `resnet50_mini`. A family without the requested size gets its next larger registered size
+    (e.g. baselines have no 'micro' and use 'mini'), so one profile serves every model."""
+    from ctranscnn import list_models
+
+    known = set(list_models())
+    if not cfg.size:
+        return cfg.name
+    family = re.sub(r"_(%s)$" % "|".join(SIZES), "", cfg.name)
+    for size in SIZES[SIZES.index(cfg.size):]:
+        for candidate in (f"{family}_{size}",) + ((family,) if size == "tiny" else ()):
+            if candidate in known:
+                return candidate
+    raise ConfigError(f"model.size {cfg.size!r}: no registered size of {cfg.name!r} "
+                      f"(tried {family}_{cfg.size} and larger); set model.size='' to use {cfg.name!r} as named")

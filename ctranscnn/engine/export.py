@@ -1,0 +1,63 @@
+"""ONNX export of a run's fused-probability model, verified with onnxruntime."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ctranscnn.engine.inference import load_run
+from ctranscnn.report.atomic import atomic_path, atomic_write_text
+
+
+class FusedProbabilities(nn.Module):
+    """x -> sigmoid(fused logits): what the authors' ONNX files compute."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x))
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise SystemExit(f"export-onnx needs the optional package {module!r}: pip install 'ctranscnn[onnx]'") from None
+
+
+def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", opset: int = 17,
+                atol: float = 1e-4) -> float:
+    """Write the ONNX file (atomically) and return max |onnxruntime - PyTorch| on a random batch of 2."""
+    _require("onnx")
+    ort = _require("onnxruntime")
+    run = load_run(run_dir, which)
+    wrapped = FusedProbabilities(run.model).eval()
+    h, w = run.preprocess.hw
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        # The TorchScript exporter (dynamo=False) needs no onnxscript; the batch dimension stays dynamic.
+        torch.onnx.export(wrapped, (x,), str(tmp), dynamo=False, opset_version=opset, input_names=["image"],
+                          output_names=["probabilities"],
+                          dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}})
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"image": x.numpy()})[0]
+        with torch.no_grad():
+            want = wrapped(x).numpy()
+        diff = float(np.abs(got - want).max())
+        if not diff <= atol:
+            raise SystemExit(f"export-onnx: ONNX output differs from PyTorch by {diff:.2e} > {atol:.0e}; not written")
+    try:
+        thresholds = dict(zip(run.classes, run.thresholds("tuned").tolist()))
+    except (FileNotFoundError, KeyError):
+        thresholds = None
+    meta = {"classes": run.classes, "preprocess": run.preprocess.to_dict(), "input": "N x 3 x H x W, RGB, "
+            "(pixel - mean) / std on 0-255", "output": "N x C probabilities", "tuned_thresholds": thresholds,
+            "model": run.checkpoint["model_name"], "checkpoint": which}
+    atomic_write_text(out.with_suffix(out.suffix + ".json"), json.dumps(meta, indent=2) + "\n")
+    return diff
