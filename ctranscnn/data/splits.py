@@ -99,10 +99,9 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
     """The authors' lists; their folder prefixes are resolved by file name against the user's folders."""
     files = find_list_files(lists)
     classes = read_class_file(files["classes"], problems)
-    if dataset == "list":
-        table, by_name = None, {}
-        index: dict[str, Path] | None = None
-    else:
+    table, by_name = None, {}
+    index: dict[str, Path] | None = None  # file name -> path under root, scanned only when needed
+    if dataset != "list":
         table = (read_nih if dataset == "nih" else read_ranzcr)(root, problems, check_files=False)
         by_name = {name: i for i, name in enumerate(table.image_ids)}
         for line, name in enumerate(classes, 1):
@@ -124,7 +123,7 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
             else:
                 path = root / e.path
                 if check_files and not path.is_file():
-                    if index is None:  # only scanned when a list path does not match the folder layout
+                    if index is None:
                         index = index_images([root], problems, recursive=True)
                     path = index.get(file_name, path)
             if check_files and not path.is_file():
@@ -139,7 +138,8 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
             base = table.take(rows, name)
             splits[name] = dataclasses.replace(base, classes=classes, labels=labels)
         else:
-            ids = [e.path.replace("\\", "/").rsplit("/", 1)[-1] for e in keep]
+            # Relative paths as ids: private sets may reuse a file name in different folders.
+            ids = [e.path.replace("\\", "/") for e in keep]
             splits[name] = LabelledImages(dataset, name, classes, ids, paths, labels)
     _check_disjoint(splits, files, problems)
     return splits
