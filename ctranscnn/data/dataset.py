@@ -52,6 +52,14 @@ class ImageDataset(Dataset):
         return normalize(self.image(i), self.cfg, flip), self.targets[i], i
 
 
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack a batch in numpy: torch.stack in the main process waits on its thread pool, which
+    costs more than the copy itself when the CPU is shared (measured 40x slower on 2 busy cores)."""
+    images = np.stack([b[0].numpy() for b in batch])
+    targets = np.stack([b[1].numpy() for b in batch])
+    return torch.from_numpy(images), torch.from_numpy(targets), torch.tensor([b[2] for b in batch])
+
+
 def build_loader(
     dataset: ImageDataset,
     batch_size: int,
@@ -72,6 +80,7 @@ def build_loader(
         sampler=sampler,
         num_workers=num_workers,
         drop_last=drop_last,
+        collate_fn=collate,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
