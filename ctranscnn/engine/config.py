@@ -159,6 +159,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif hint is str:
+        if value is None:  # `--set data.lists=` or an empty YAML value
+            return ""
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     elif origin is tuple:

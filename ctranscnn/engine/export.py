@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,11 @@ def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", opset
     h, w = run.preprocess.hw
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     out = Path(out)
-    with atomic_path(out) as tmp:
-        # The TorchScript exporter (dynamo=False) needs no onnxscript; the batch dimension stays dynamic.
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        # The TorchScript exporter (dynamo=False) needs no onnxscript; the batch dimension stays dynamic. Its
+        # deprecation notice and the tracer's note on unpacking q, k, v (a fixed size 3) are not the user's concern.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(wrapped, (x,), str(tmp), dynamo=False, opset_version=opset, input_names=["image"],
                           output_names=["probabilities"],
                           dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}})
