@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ctranscnn.cli import main
+from ctranscnn.data.errors import DataError
 from ctranscnn.data.nih import NIH_CLASSES
 from ctranscnn.data.splits import load_splits
 from test_data_formats import NIH_ROWS, NIH_TEST, nih_paper_lists, nih_vector, write_nih
@@ -49,3 +52,21 @@ def test_data_check_reports_every_problem(tmp_path, capsys):
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert code == 1 and problems == [f"{root / 'images_002' / 'images' / '00000006_000.png'}: unreadable or corrupt image"
                                       + problems[0].split("corrupt image", 1)[1]]
+
+
+def test_chestmnist_download_verifies_the_checksum(tmp_path, monkeypatch, capsys):
+    import shutil
+    import urllib.request
+
+    import ctranscnn.data.chestmnist as chestmnist
+    from test_data_formats import write_chestmnist
+
+    published = write_chestmnist(tmp_path / "published.npz")
+    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, dest: shutil.copy(published, dest))
+    monkeypatch.setitem(chestmnist.RELEASES, 64, ("chestmnist_64.npz", chestmnist.md5sum(published)))
+    assert main(["data", "download", "--dataset", "chestmnist", "--size", "64", "--dest", str(tmp_path / "d")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "d" / "chestmnist_64.npz")
+    monkeypatch.setitem(chestmnist.RELEASES, 128, ("chestmnist_128.npz", "0" * 32))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        chestmnist.download_chestmnist(tmp_path / "e", 128)
+    assert not (tmp_path / "e").exists() or not list((tmp_path / "e").iterdir())  # nothing kept

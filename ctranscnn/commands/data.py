@@ -1,4 +1,4 @@
-"""`ctranscnn data check`: validate a dataset before a long run.
+"""`ctranscnn data check`: validate a dataset before a long run (`data download`: fetch ChestMNIST).
 
 Prints per-split image counts, per-class positive counts, patients per split and the leakage
 report (or, with --json, {"splits": {name: {images, patients, class_counts}}, "leakage":
@@ -32,9 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--decode", action="store_true", help="also decode every image to find corrupt ones")
     check.add_argument("--workers", type=int, default=2, help="processes for --decode")
     check.add_argument("--json", action="store_true", help="print a JSON report")
+    fetch = sub.add_parser("download", help="download ChestMNIST (MedMNIST .npz, MD5-verified); needs a network")
+    fetch.add_argument("--dataset", required=True, choices=["chestmnist"], help="the one dataset that can be fetched")
+    fetch.add_argument("--size", type=int, default=28, choices=[28, 64, 128, 224])
+    fetch.add_argument("--dest", required=True, help="folder to write the .npz into")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "download":
+        from ctranscnn.data.chestmnist import download_chestmnist
+
+        print(download_chestmnist(args.dest, args.size))
+        return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
