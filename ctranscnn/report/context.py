@@ -125,7 +125,7 @@ class NotebookContext:
         path = self.results_dir / "skipped.csv"
         old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["notebook", "what", "why"])
         row = pd.DataFrame([{"notebook": self.notebook, "what": what, "why": why}])
-        new = pd.concat([old, row]).drop_duplicates(keep="last")
+        new = pd.concat([old, row]).drop_duplicates(["what", "why"])  # every notebook re-states data-level skips
         atomic_write_text(path, new.to_csv(index=False, lineterminator="\n"))
 
     def provenance(self, data: str | DatasetSource | None = None, split: str | None = None,

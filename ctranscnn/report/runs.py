@@ -34,7 +34,9 @@ def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, s
     }
     sets |= {f"model.overrides.{k}": v for k, v in (overrides or {}).items()}
     cfg = load_config(None, sets)
-    cfg.train.run_name = f"{ds.name}_{resolve_model_name(cfg.model)}_{split}_{ctx.profile}_s{seed}_{config_hash(cfg)[:10]}"
+    variant = "".join(f"-{k}={v}" for k, v in sorted((overrides or {}).items()))  # readable; the hash decides
+    cfg.train.run_name = (f"{ds.name}_{resolve_model_name(cfg.model)}{variant}_{split}_{ctx.profile}_s{seed}_"
+                          f"{config_hash(cfg)[:10]}")
     return cfg
 
 
