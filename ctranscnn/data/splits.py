@@ -247,7 +247,8 @@ def _leak_message(dataset: str, report: dict) -> str:
         text = f"the paper split of {dataset} is image-level and leaks patients: {pairs} patients shared"
     if report["box_images_in_train"]:
         text += f"; {report['box_images_in_train']:,} box-annotated images are in train"
-    return text + ". Its test numbers are optimistic; use split='patient' for leak-free numbers."
+    fix = "use split='patient'" if dataset in ("nih", "ranzcr") else "use patient-disjoint lists"
+    return text + f". Its test numbers are optimistic; {fix} for leak-free numbers."
 
 
 def save_split_files(splits: dict[str, LabelledImages], out_dir: str | Path) -> dict[str, str]:
