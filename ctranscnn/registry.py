@@ -9,11 +9,12 @@ Training losses are computed per branch and averaged over branches (see ctranscn
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch.nn as nn
+if TYPE_CHECKING:  # importing the package must not import torch (data-only commands stay fast)
+    import torch.nn as nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: dict[str, Callable[..., "nn.Module"]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
