@@ -61,10 +61,10 @@ def plot_samples(root: Path, dataset: str, n: int = 12, cols: int = 4, seed: int
 
 
 def save_figure(fig, stem: Path) -> list[Path]:
-    """Save as stem.png (150 dpi) and stem.pdf; returns the paths."""
+    """Save as stem.png (110 dpi) and stem.pdf; returns the paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[0], dpi=110)
     fig.savefig(paths[1], metadata={"CreationDate": None})
     return paths
