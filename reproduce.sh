@@ -27,7 +27,8 @@ NIH_ROOT=${NIH_ROOT:-}
 RANZCR_ROOT=${RANZCR_ROOT:-}
 TCMTD_LIST=${TCMTD_LIST:-}
 AUTHORS_LISTS=${AUTHORS_LISTS:-}
-NOTEBOOKS=${NOTEBOOKS:-"01_data 02_train 03_ablation 04_sota 05_gradcam 06_report"}
+ALL_NOTEBOOKS="01_data 02_train 03_ablation 04_sota 05_gradcam 06_report"
+NOTEBOOKS=${NOTEBOOKS:-$ALL_NOTEBOOKS}
 case $PROFILE in
     smoke) SEEDS=${SEEDS:-0};      PHANTOM_N=240;  PHANTOM_SIZE=64 ;;
     demo)  SEEDS=${SEEDS:-0};      PHANTOM_N=2400; PHANTOM_SIZE=128 ;;
@@ -63,6 +64,10 @@ fi
 
 mkdir -p "$RESULTS_DIR/executed" "$RESULTS_DIR/runtime" "$RESULTS_DIR/tables" "$FIGURES_DIR"
 rm -f "$RESULTS_DIR/skipped.csv"
+if [[ $NOTEBOOKS == "$ALL_NOTEBOOKS" ]]; then
+    # A full run replaces the notebooks' outputs, so nothing stale from an earlier run reaches REPORT.md.
+    rm -f "$RESULTS_DIR"/tables/0[1-6]_* "$FIGURES_DIR"/0[1-6]_*
+fi
 runtime="$RESULTS_DIR/runtime/notebooks.tsv"
 : > "$runtime"
 

@@ -42,14 +42,14 @@ def test_comparison_table_labels_data_and_explains_missing_cells():
                          "method": ["CTransCNN", "ResNet50", "CTransCNN micro"],
                          "mAUC": [61.234, 58.0, 55.5], "mAUC_sd": [1.2, np.nan, 0.1], "n_runs": [2, 1, 2]})
     numeric, display = comparison_table(ours, "nih14_subset", "nih14-phantom", missing={"ViT": "skipped: no time"})
-    paper_col = "paper (real NIH ChestX-ray14 subset, 51,759 images)"
-    assert list(display.columns) == ["method", "our model", paper_col, "this run (nih14-phantom)"]
+    paper_col = "paper: real NIH ChestX-ray14 subset, 51,759 images"
+    assert list(display.columns) == ["method", "our model", paper_col, "this run: nih14-phantom"]
     d = display.set_index("method")
     assert d.loc["CTransCNN", paper_col] == "78.47"
-    assert d.loc["CTransCNN", "this run (nih14-phantom)"] == "61.23 ± 1.20"
-    assert d.loc["ResNet50", "this run (nih14-phantom)"] == "58.00"
-    assert d.loc["ViT", "this run (nih14-phantom)"] == "skipped: no time"
-    assert d.loc["DeiT", "this run (nih14-phantom)"] == "not run"
+    assert d.loc["CTransCNN", "this run: nih14-phantom"] == "61.23 ± 1.20"
+    assert d.loc["ResNet50", "this run: nih14-phantom"] == "58.00"
+    assert d.loc["ViT", "this run: nih14-phantom"] == "skipped: no time"
+    assert d.loc["DeiT", "this run: nih14-phantom"] == "not run"
     assert d.loc["CTransCNN micro", paper_col] == "not in paper"
     n = numeric.set_index("method")
     assert n.loc["CTransCNN", "ours_n_runs"] == 2 and np.isnan(n.loc["ViT", "ours_mAUC"])
@@ -60,8 +60,8 @@ def test_comparison_table_labels_data_and_explains_missing_cells():
 def test_comparison_table_maps_registry_names_and_rejects_bad_input():
     ours = pd.DataFrame({"model": ["conformer_tiny", "resnet50_mini", "swin"], "mAUC": [80.0, 70.0, 60.0]})
     d = comparison_table(ours, "chestxray11", "chest11")[1].set_index("method")
-    assert d.loc["Conformer", "this run (chest11)"] == "80.00" and d.loc["Conformer", "our model"] == "conformer_tiny"
-    assert d.loc["ResNet50", "this run (chest11)"] == "70.00" and d.loc["Swin Transformer", "this run (chest11)"] == "60.00"
+    assert d.loc["Conformer", "this run: chest11"] == "80.00" and d.loc["Conformer", "our model"] == "conformer_tiny"
+    assert d.loc["ResNet50", "this run: chest11"] == "70.00" and d.loc["Swin Transformer", "this run: chest11"] == "60.00"
     assert len(d) == 11
     with pytest.raises(KeyError, match="paper_dataset"):
         comparison_table(pd.DataFrame({"model": [], "mAUC": []}), "tcmtd", "x")

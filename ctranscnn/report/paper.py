@@ -75,7 +75,7 @@ def comparison_table(
     methods = list(paper["method"]) + [m for m in ours.index if m not in set(paper["method"])]
     paper_auc = dict(zip(paper["method"], paper[paper_dataset]))
 
-    paper_col, ours_col = f"paper ({PAPER_DATA[paper_dataset]})", f"this run ({our_data})"
+    paper_col, ours_col = f"paper: {PAPER_DATA[paper_dataset]}", f"this run: {our_data}"
     numeric, display = [], []
     for method in methods:
         p = paper_auc.get(method, np.nan)
