@@ -176,7 +176,7 @@ def gradcam_figure(
     if display is None:
         display = [_scale(x[None].mean(dim=1, keepdim=True))[0, 0].cpu().numpy() for x in images]
     n, m = len(images), len(models)
-    fig, axes = plt.subplots(n, m + 1, figsize=(2.6 * (m + 1), 2.9 * n), squeeze=False)
+    fig, axes = plt.subplots(n, m + 1, figsize=(2.6 * (m + 1), 3.3 * n), squeeze=False)
     for r in range(n):
         axes[r, 0].imshow(display[r], cmap="gray")
         axes[r, 0].set_title("true: " + _label_text([classes[k] for k in np.flatnonzero(labels[r])]), fontsize=7)
