@@ -14,6 +14,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    device: torch.device = torch.device("cpu")  # where collectives run (NCCL needs CUDA tensors)
 
     @property
     def main(self) -> bool:
@@ -38,19 +39,20 @@ class Dist:
     def sum(self, values: list[float]) -> list[float]:
         if not self.enabled:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.tolist()
 
 
-def init_distributed(device_type: str) -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (env://); otherwise a single process."""
+def init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (env://); otherwise a single process.
+    `device` is this rank's device (call torch.cuda.set_device first on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), device)
 
 
 def shutdown(d: Dist) -> None:

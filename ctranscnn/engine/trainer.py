@@ -54,8 +54,9 @@ class TrainState:
     best_val_mauc: float = -math.inf
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # in training steps (images/s is train_images / train_seconds)
     train_images: int = 0
+    wall_seconds: float = 0.0  # everything, evaluation and checkpoints included, summed over restarts
     finished: bool = False
 
 
@@ -184,9 +185,8 @@ def _json_default(o):
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, resume: dict | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.device = torch.device("cpu")
-        self.dist = init_distributed("cuda" if cfg.train.device != "cpu" and torch.cuda.is_available() else "cpu")
-        self.device = select_device(cfg, self.dist.local_rank)
+        self.device = select_device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist = init_distributed(self.device)
         if cfg.train.batch_size < self.dist.world:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is smaller than the {self.dist.world} ranks")
         if cfg.train.cpu_threads:
@@ -210,6 +210,8 @@ class Trainer:
         self.autocast = autocast_for(cfg, self.device)
         self.loss_fn = build_loss(cfg.loss)
         self.state = TrainState()
+        self._mark = time.perf_counter()  # wall-clock accounting (see save)
+        self.last_lr = float("nan")  # learning rate of the latest step, for the history
         if resume is not None:
             self._restore(resume)
         forward = Branches(self.model)
@@ -239,6 +241,9 @@ class Trainer:
         }
 
     def save(self, best: bool = False) -> None:
+        now = time.perf_counter()
+        self.state.wall_seconds += now - self._mark
+        self._mark = now
         payload = self._payload()  # every rank takes part in gathering the RNG states
         if self.dist.main:
             ckpt_io.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", payload)
@@ -291,7 +296,7 @@ class Trainer:
         epoch_start = tick = time.perf_counter()
         images = 0
         for b, (x, y, idx) in enumerate(loader, start):
-            lr = self.optimizer.param_groups[0]["lr"]
+            self.last_lr = lr = self.optimizer.param_groups[0]["lr"]
             flip = flips[idx]
             x[flip] = x[flip].flip(-1)  # the authors' RandomFlip, after resize
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -308,7 +313,11 @@ class Trainer:
             self.scheduler.step()
             state.step += 1
             n_global = len(self.batches.batch(b))
-            loss_sum, _ = self.dist.sum([loss.item() * weight * n_global / self.dist.world, 0.0])
+            loss_sum, bad = self.dist.sum([loss.item() * weight * n_global / self.dist.world,
+                                           float(not torch.isfinite(loss))])
+            if bad:
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, step {state.step} "
+                                         f"(lr {lr:.3g}); the last good state is in {self.run_dir / 'checkpoints'}")
             state.epoch_loss = [state.epoch_loss[0] + loss_sum, state.epoch_loss[1] + n_global]
             images += n_global
             bar.update(1)
@@ -343,7 +352,7 @@ class Trainer:
             outputs = self.evaluate("val", val_loader)
             val = split_metrics(self.splits["val"].labels, sigmoid(outputs["fused"]), cfg.eval.single_class,
                                 cfg.eval.threshold)
-            row = {"epoch": epoch + 1, "step": state.step, "lr": self.optimizer.param_groups[0]["lr"],
+            row = {"epoch": epoch + 1, "step": state.step, "lr": self.last_lr,
                    "train_loss": state.epoch_loss[0] / max(state.epoch_loss[1], 1),
                    **{f"val_{k}": val[k] for k in METRIC_COLUMNS}, "epoch_seconds": seconds}
             state.history.append(row)
@@ -432,7 +441,8 @@ class Trainer:
             "device": describe_device(self.device, self.dist),
             "steps": s.step,
             "epochs_done": s.epochs_done,
-            "wall_time_s": round(s.train_seconds, 3),
+            "wall_time_s": round(s.train_seconds, 3),  # training steps only
+            "total_wall_time_s": round(s.wall_seconds, 3),  # with evaluation and checkpoints
             "images_per_s": round(s.train_images / s.train_seconds, 2) if s.train_seconds else None,
             "best_epoch": s.best_epoch,
             "best_val_mAUC": s.best_val_mauc if math.isfinite(s.best_val_mauc) else None,
