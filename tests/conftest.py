@@ -18,6 +18,11 @@ def shared_dir() -> Path:
     return SHARED
 
 
+# Test models are tiny and overhead-bound: one intra-op thread is faster than two, and stays fast when
+# several test processes (subprocess CLIs, torchrun workers) share the 2 CI cores.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
