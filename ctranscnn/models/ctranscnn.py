@@ -41,6 +41,10 @@ class CTransCNNConfig:
     double_bn2: bool = True  # MBR: bn2 applied twice (2*BN(u) + conv1x1(u))
     fusion_weight: float = 0.9  # test-time fused logit = w * cnn + (1 - w) * trans
     keep_unused_fc: bool = True  # the authors' head carries a never-used Linear(2C -> C)
+    # speed switches: same parameters, same numbers up to float rounding (tests/test_fast_paths.py)
+    fast_c2t: bool = False  # C2T's 1x1 convs composed and moved after the pooling (exact algebra)
+    fast_t2c: bool = False  # T2C's projection as a Linear on the tokens
+    fast_attention: bool = False  # fused scaled matmul; softmax mode via F.scaled_dot_product_attention
 
     def __post_init__(self) -> None:
         if self.depths % 3 or self.depths < 6:
@@ -106,9 +110,9 @@ class MBRBlock(nn.Module):
 class C2T(nn.Module):
     """CNN feature map -> tokens (spec §1.4); `iim=False` is Conformer's FCUDown."""
 
-    def __init__(self, c: int, dims: int, down: int, iim: bool = True):
+    def __init__(self, c: int, dims: int, down: int, iim: bool = True, fast: bool = False):
         super().__init__()
-        self.iim = iim
+        self.iim, self.down, self.fast = iim, down, fast
         self.conv_project = nn.Conv2d(c, dims, 1)
         if iim:
             self.conv1 = nn.Conv2d(dims, dims, 1)
@@ -118,20 +122,41 @@ class C2T(nn.Module):
         self.ln = nn.LayerNorm(dims, eps=1e-6)
 
     def forward(self, x: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
-        p = self.conv_project(x)
-        if self.iim:
-            p = p + self.conv2(torch.sigmoid(self.bn1(self.conv1(p))))  # additive "gate", full resolution
-        p = self.sample_pooling(p).flatten(2).transpose(1, 2)
+        if self.fast:
+            p = self.tokens_fast(x)
+        else:
+            p = self.conv_project(x)
+            if self.iim:
+                p = p + self.conv2(torch.sigmoid(self.bn1(self.conv1(p))))  # additive "gate", full resolution
+            p = self.sample_pooling(p).flatten(2).transpose(1, 2)
         p = F.gelu(self.ln(p))
         return torch.cat([x_t[:, :1], p], dim=1)  # the current class token goes in front
+
+    def pooled_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """AvgPool then B x C x h x w -> B x hw x C."""
+        return (self.sample_pooling(x) if self.down > 1 else x).flatten(2).transpose(1, 2)
+
+    def tokens_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The same tokens at a fraction of the cost. 1x1 convs commute with average pooling
+        (AvgPool(W s + b) = W AvgPool(s) + b), so conv_project and conv2 become Linears on the pooled tokens;
+        conv1(conv_project(x)) is one c->D conv whose weight W1 Wp and bias W1 bp + b1 are composed on every
+        call, so gradients reach the original parameters; bn1 sees the very same full-resolution tensor."""
+        wp = self.conv_project.weight.flatten(1)
+        p = F.linear(self.pooled_tokens(x), wp, self.conv_project.bias)
+        if self.iim:
+            w1 = self.conv1.weight.flatten(1)
+            bias = torch.addmv(self.conv1.bias, w1, self.conv_project.bias)
+            gate = torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias)))
+            p = p + F.linear(self.pooled_tokens(gate), self.conv2.weight.flatten(1), self.conv2.bias)
+        return p
 
 
 class T2C(nn.Module):
     """Tokens -> CNN feature map (spec §1.4); `iim=False` is Conformer's FCUUp (nearest upsampling)."""
 
-    def __init__(self, dims: int, c: int, up: int, iim: bool = True):
+    def __init__(self, dims: int, c: int, up: int, iim: bool = True, fast: bool = False):
         super().__init__()
-        self.iim, self.up = iim, up
+        self.iim, self.up, self.fast = iim, up, fast
         self.conv_project = nn.Conv2d(dims, c, 1)
         self.bn = bn(c)
         if iim:
@@ -140,8 +165,12 @@ class T2C(nn.Module):
 
     def forward(self, x_t: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, _, d = x_t.shape
-        r = x_t[:, 1:].transpose(1, 2).reshape(b, d, h, w)
-        r = F.relu(self.bn(self.conv_project(r)))
+        if self.fast:  # the 1x1 conv as a Linear on the tokens: no copy of the D-channel map, fast GEMM
+            r = F.linear(x_t[:, 1:], self.conv_project.weight.flatten(1), self.conv_project.bias)
+            r = r.transpose(1, 2).reshape(b, -1, h, w)  # a channels-last view, no copy
+        else:
+            r = self.conv_project(x_t[:, 1:].transpose(1, 2).reshape(b, d, h, w))
+        r = F.relu(self.bn(r))
         size = (h * self.up, w * self.up)
         if not self.iim:
             return F.interpolate(r, size=size)
@@ -152,9 +181,9 @@ class T2C(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention; `sigmoid_softmax` weights are softmax(sigmoid(QK^T / sqrt(d)))."""
 
-    def __init__(self, dims: int, heads: int, qkv_bias: bool, mode: str, drop_path: float):
+    def __init__(self, dims: int, heads: int, qkv_bias: bool, mode: str, drop_path: float, fast: bool = False):
         super().__init__()
-        self.heads, self.mode = heads, mode
+        self.heads, self.mode, self.fast = heads, mode, fast
         self.scale = (dims // heads) ** -0.5
         self.qkv = nn.Linear(dims, dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(dims, dims)
@@ -163,11 +192,21 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        s = (q @ k.transpose(-2, -1)) * self.scale
-        if self.mode == "sigmoid_softmax":
-            s = torch.sigmoid(s)
-        out = (s.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, d)
-        return self.drop_path(self.proj(out))
+        if self.fast:
+            out = self.fast_weights_times_v(q, k, v)
+        else:
+            s = (q @ k.transpose(-2, -1)) * self.scale
+            if self.mode == "sigmoid_softmax":
+                s = torch.sigmoid(s)
+            out = s.softmax(dim=-1) @ v
+        return self.drop_path(self.proj(out.transpose(1, 2).reshape(b, n, d)))
+
+    def fast_weights_times_v(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if self.mode == "softmax":
+            return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        # sigmoid bounds the logits to (0, 1), so exp cannot overflow: the softmax needs no max pass.
+        e = torch.sigmoid(torch.matmul(q * self.scale, k.transpose(-2, -1))).exp()
+        return torch.matmul(e, v) / e.sum(dim=-1, keepdim=True)
 
 
 class FFN(nn.Module):
@@ -186,14 +225,14 @@ class TransformerLayer(nn.Module):
     """MMAEF layer (spec §1.5): pre-norm, two attention sublayers, FFN. `mmaef=False`: Conformer's layer."""
 
     def __init__(self, dims: int, heads: int, mlp_ratio: float, qkv_bias: bool, drop_path: float,
-                 mmaef: bool = True, attention: str = "sigmoid_softmax"):
+                 mmaef: bool = True, attention: str = "sigmoid_softmax", fast_attention: bool = False):
         super().__init__()
         self.mmaef = mmaef
         mode = attention if mmaef else "softmax"
         self.ln1 = nn.LayerNorm(dims, eps=1e-6)
-        self.attn = Attention(dims, heads, qkv_bias, mode, drop_path)
+        self.attn = Attention(dims, heads, qkv_bias, mode, drop_path, fast_attention)
         if mmaef:
-            self.attn2 = Attention(dims, heads, qkv_bias, mode, drop_path)
+            self.attn2 = Attention(dims, heads, qkv_bias, mode, drop_path, fast_attention)
             self.ln3 = nn.LayerNorm(dims, eps=1e-6)
         self.ln2 = nn.LayerNorm(dims, eps=1e-6)
         self.ffn = FFN(dims, int(dims * mlp_ratio), drop_path)
@@ -216,10 +255,10 @@ class IIMBlock(nn.Module):
         self.down = down
         self.cnn_block = MBRBlock(cin, cout, stride, 0.0, residual_conv, **mbr)
         self.fusion_block = MBRBlock(cout, cout, 2 if last_fusion else 1, drop_path, last_fusion, **mbr)
-        self.squeeze_block = C2T(cout // 4, cfg.embed_dims, down, cfg.iim)
-        self.expand_block = T2C(cfg.embed_dims, cout // 4, down, cfg.iim)
+        self.squeeze_block = C2T(cout // 4, cfg.embed_dims, down, cfg.iim, cfg.fast_c2t)
+        self.expand_block = T2C(cfg.embed_dims, cout // 4, down, cfg.iim, cfg.fast_t2c)
         self.trans_block = TransformerLayer(cfg.embed_dims, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
-                                            drop_path, cfg.mmaef, cfg.attention)
+                                            drop_path, cfg.mmaef, cfg.attention, cfg.fast_attention)
 
     def forward(self, x: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, x2 = self.cnn_block(x)
@@ -267,7 +306,7 @@ class CTransCNNBackbone(nn.Module):
         self.trans_patch_conv = nn.Conv2d(s, d, self.trans_down, self.trans_down)
         dpr = torch.linspace(0, cfg.drop_path_rate, cfg.depths).tolist()
         self.trans_1 = TransformerLayer(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, dpr[0], cfg.mmaef,
-                                        cfg.attention)
+                                        cfg.attention, cfg.fast_attention)
         per_stage = cfg.depths // 3
         self.num_blocks = cfg.depths + 1  # blocks are numbered 2 .. depths, as conv_trans_{i}
         for i in range(2, self.num_blocks):
@@ -358,6 +397,8 @@ PRESETS: dict[str, CTransCNNConfig] = {
     "micro": CTransCNNConfig(embed_dims=64, depths=6, num_heads=2, base_channels=16, stem_channels=16),
 }
 CONFORMER = dict(mmaef=False, mbr=False, iim=False)
+# Every speed switch of CTransCNNConfig; for inference also see ctranscnn.models.fused.fuse_for_inference.
+FAST_SWITCHES = dict(fast_c2t=True, fast_t2c=True, fast_attention=True)
 
 
 def build(preset: str, num_classes: int, **overrides) -> CTransCNN:
