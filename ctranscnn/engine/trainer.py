@@ -246,9 +246,10 @@ class Trainer:
         self._mark = now
         payload = self._payload()  # every rank takes part in gathering the RNG states
         if self.dist.main:
-            ckpt_io.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", payload)
+            # best first: a kill in between leaves last.pt one epoch behind, and that epoch is redone.
             if best:
                 ckpt_io.save_checkpoint(self.run_dir / "checkpoints" / "best.pt", payload)
+            ckpt_io.save_checkpoint(self.run_dir / "checkpoints" / "last.pt", payload)
         self.dist.barrier()
 
     def _restore(self, ckpt: dict) -> None:
@@ -361,9 +362,10 @@ class Trainer:
             best = val["mAUC"] > state.best_val_mauc  # NaN (no scorable class) never counts as better
             if best:
                 state.best_val_mauc, state.best_epoch = val["mAUC"], epoch + 1
+            if self.dist.main:
+                self.write_history()  # before the checkpoint, so a kill in between cannot lose a row
             self.save(best=best)
             if self.dist.main:
-                self.write_history()
                 print(f"epoch {epoch + 1}/{cfg.schedule.epochs}  loss {row['train_loss']:.4f}  "
                       f"val mAUC {val['mAUC']:.2f}  mAP {val['mAP']:.2f}" + ("  (best)" if best else ""), flush=True)
         metrics = self.final_evaluation()
