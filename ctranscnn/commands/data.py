@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--split", choices=SPLIT_KINDS, help="default: paper (chestmnist: official)")
     check.add_argument("--lists", help="folder with the authors' split lists (split 'paper')")
     check.add_argument("--seed", type=int, default=0, help="seed of the patient / official-validation split")
-    check.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.1, 0.2), metavar=("TRAIN", "VAL", "TEST"),
-                       help="patient split shares; 'official' carves val with VAL / (TRAIN + VAL)")
+    check.add_argument("--fractions", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                       help="patient split shares (default 0.7 0.1 0.2), image split shares (default 0.9 0.07 0.03, "
+                            "the authors' NIH lists); 'official' carves val with VAL / (TRAIN + VAL)")
     check.add_argument("--findings-only", action="store_true", help="NIH: drop 'No Finding' images first")
     check.add_argument("--metadata-only", action="store_true", help="do not look for image files")
     check.add_argument("--decode", action="store_true", help="also decode every image to find corrupt ones")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         try:
             splits = load_splits(args.dataset, args.root, split=args.split, lists=args.lists, seed=args.seed,
-                                 fractions=tuple(args.fractions),
+                                 fractions=tuple(args.fractions) if args.fractions else None,
                                  check_files=not args.metadata_only, findings_only=args.findings_only)
             problems = _unreadable(splits, args.workers) if args.decode and not args.metadata_only else []
         except DataError as e:

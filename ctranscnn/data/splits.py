@@ -5,6 +5,8 @@
   for ChestMNIST the released split.
 - `patient`: seeded, patient-grouped split (default 70/10/20) that keeps label prevalence close
   across splits (iterative stratification over patients).
+- `image`: seeded, label-stratified split of images that ignores patients (default 90/7/3, the shares of
+  the authors' NIH lists): the authors' protocol for any dataset, so it leaks patients and warns like `paper`.
 """
 from __future__ import annotations
 
@@ -28,9 +30,13 @@ from ctranscnn.data.records import LabelledImages
 from ctranscnn.report.atomic import atomic_write_text
 
 DATASETS = ("nih", "ranzcr", "chestmnist", "list")
-SPLIT_KINDS = ("paper", "official", "patient")
+SPLIT_KINDS = ("paper", "official", "patient", "image")
 DEFAULT_SPLIT = {"nih": "paper", "ranzcr": "paper", "chestmnist": "official", "list": "paper"}
 PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
+# Default train/val/test shares: the patient split's, and the authors' NIH lists' (46,579 / 3,624 / 1,556 images).
+PATIENT_FRACTIONS = (0.7, 0.1, 0.2)
+IMAGE_FRACTIONS = (0.9, 0.07, 0.03)
+LEAKY = ("paper", "image")  # image-level splits: a patient's images may sit on both sides
 
 
 class LeakageWarning(UserWarning):
@@ -43,7 +49,7 @@ def load_splits(
     split: str | None = None,
     lists: str | Path | None = None,
     seed: int = 0,
-    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+    fractions: tuple[float, float, float] | None = None,
     check_files: bool = True,
     findings_only: bool = False,
     size: int | None = None,
@@ -51,10 +57,11 @@ def load_splits(
     """{'train', 'val', 'test'} -> LabelledImages for `dataset` read from `root` as released.
 
     lists: folder with the authors' list files (needed by split='paper').
-    fractions: train/val/test shares of the patient split; `official` carves validation out of
-        train_val with the share val / (train + val) (0.125 by default, as ChestMNIST did).
+    fractions: train/val/test shares of the patient split (default 0.7/0.1/0.2) or the image split
+        (default 0.9/0.07/0.03); `official` carves validation out of train_val with the share
+        val / (train + val) (0.125 by default, as ChestMNIST did).
     check_files: False reads metadata only (no image needs to exist), e.g. for leakage analysis.
-    findings_only: drop NIH images labelled 'No Finding' before an official/patient split (the
+    findings_only: drop NIH images labelled 'No Finding' before an official/patient/image split (the
         authors' subset is abnormal-only).
     size: ChestMNIST image size when the folder holds several .npz files.
     Raises DataError listing every problem found.
@@ -65,7 +72,12 @@ def load_splits(
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
     root, problems = Path(root), Problems()
-    if dataset == "chestmnist":
+    if fractions is None:
+        fractions = IMAGE_FRACTIONS if split == "image" else PATIENT_FRACTIONS
+    if split == "image":
+        splits = image_split(_pooled(_read_all(dataset, root, lists, problems, check_files, size)), fractions, seed,
+                             findings_only)
+    elif dataset == "chestmnist":
         if split != "official":
             raise DataError(f"chestmnist has only its released split (split='official'); got split={split!r}")
         splits = read_chestmnist(root, problems, size)
@@ -90,9 +102,45 @@ def load_splits(
         if name in splits and len(splits[name]) == 0:
             problems.add(f"{dataset}/{name}", "empty split: no images")
     problems.raise_if_any()
-    if split == "paper":
-        warnings.warn(LeakageWarning(_leak_message(dataset, leakage_report(splits))), stacklevel=2)
+    if split in LEAKY:
+        warnings.warn(LeakageWarning(_leak_message(dataset, split, leakage_report(splits))), stacklevel=2)
     return splits
+
+
+def _read_all(dataset: str, root: Path, lists: Path | str | None, problems: Problems, check_files: bool,
+              size: int | None) -> list[LabelledImages]:
+    """Every labelled image of a source, whatever split it ships with (pooled by the image split)."""
+    if dataset == "chestmnist":
+        return list(read_chestmnist(root, problems, size).values())
+    if dataset == "list":
+        if lists is None:
+            raise DataError("dataset 'list' needs lists=<folder with the list files> for any split")
+        parts = _paper(dataset, root, Path(lists), problems, check_files)
+        problems.raise_if_any()  # duplicates across the lists would be pooled twice
+        return list(parts.values())
+    return [(read_nih if dataset == "nih" else read_ranzcr)(root, problems, check_files)]
+
+
+def _pooled(parts: list[LabelledImages]) -> LabelledImages:
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    patients = None if any(p.patient_ids is None for p in parts) else [i for p in parts for i in p.patient_ids]
+    boxes = [p.boxes for p in parts if p.boxes is not None]
+    pixels = None if any(p.pixels is None for p in parts) else np.concatenate([p.pixels for p in parts])
+    return LabelledImages(first.dataset, "all", list(first.classes), [i for p in parts for i in p.image_ids],
+                          [x for p in parts for x in p.paths], np.concatenate([p.labels for p in parts]),
+                          patients, pd.concat(boxes, ignore_index=True) if boxes else None, pixels)
+
+
+def image_split(table: LabelledImages, fractions: tuple[float, ...] = IMAGE_FRACTIONS, seed: int = 0,
+                findings_only: bool = False) -> dict[str, LabelledImages]:
+    """The authors' protocol for any dataset: a seeded, label-stratified split of images that ignores patients
+    (each image is its own group in `stratified_group_split`)."""
+    if findings_only:
+        table = table.take(np.flatnonzero(table.labels.any(axis=1)), "all")
+    parts = stratified_group_split(table.labels, [str(i) for i in range(len(table))], fractions, seed)
+    return {name: table.take(idx, name) for name, idx in zip(SPLITS, parts)}
 
 
 def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_files: bool) -> dict[str, LabelledImages]:
@@ -237,14 +285,14 @@ def leakage_report(splits: dict[str, LabelledImages]) -> dict:
     return {"patients_shared": shared, "box_images_in_train": boxes}
 
 
-def _leak_message(dataset: str, report: dict) -> str:
+def _leak_message(dataset: str, split: str, report: dict) -> str:
     shared = report["patients_shared"]
     if any(v is None for v in shared.values()):
-        text = (f"the paper split of {dataset} is image-level and its lists carry no patient ids, so patient "
+        text = (f"the {split} split of {dataset} is image-level and its source carries no patient ids, so patient "
                 "leakage between train/val/test cannot be ruled out")
     else:
         pairs = ", ".join(f"{v:,} {k}" for k, v in shared.items())
-        text = f"the paper split of {dataset} is image-level and leaks patients: {pairs} patients shared"
+        text = f"the {split} split of {dataset} is image-level and leaks patients: {pairs} patients shared"
     if report["box_images_in_train"]:
         text += f"; {report['box_images_in_train']:,} box-annotated images are in train"
     fix = "use split='patient'" if dataset in ("nih", "ranzcr") else "use patient-disjoint lists"
