@@ -78,10 +78,12 @@ def machine_summary() -> list[str]:
     return lines
 
 
-def fmt_row(label: str, model: str, r: dict) -> str:
-    return (f"| {model} | {r['size']} | {r['batch']} | {label} | {r['images_per_s']:.2f} | {r['ref_images_per_s']:.2f} "
-            f"| **{r['ratio']:.3f}** | {r['gflop_per_image']:.1f} | {r['gflop_per_s']:.1f} | {r['pct_fp32_peak']:.1f} "
-            f"| {r['peak_rss_mb']:.0f} | {r['load_avg_before'][0]:.1f} / {r['load_avg_after'][0]:.1f} |")
+def fmt_row(label: str, model: str, r: dict, faithful: dict | None) -> str:
+    speedup = f"{r['images_per_s'] / faithful['images_per_s']:.2f}x" if faithful else "n/a"
+    return (f"| {model} | {r['size']} | {r['batch']} | {label} | {r['images_per_s']:.2f} | {speedup} "
+            f"| {r['ref_images_per_s']:.2f} | **{r['ratio']:.3f}** | {r['gflop_per_image']:.1f} | {r['gflop_per_s']:.1f} "
+            f"| {r['pct_fp32_peak']:.1f} "
+            f"| {r['peak_memory_mb']:.0f} | {r['load_avg_before'][0]:.1f} / {r['load_avg_after'][0]:.1f} |")
 
 
 def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dict, started: str, finished: str) -> None:
@@ -103,9 +105,23 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
             "work the measured step executes (torch FlopCounterMode; train = forward + backward), so the fast paths "
             "show fewer GFLOP/image for the same model. % peak is against the theoretical fp32 peak above. Peak RSS "
             "is the process's maximum resident memory after the model's warm-up step (includes ~0.3 GB of torch).",
-            "", "| model | px | batch | configuration | images/s | resnet50 images/s | ratio | GFLOP/image | GFLOP/s "
-            "| % fp32 peak | peak RSS MB | load before / after |", "|" + "---|" * 12]
-    out += [fmt_row(row["label"], row["model"], row["result"]) for row in rows]
+            "'vs faithful' is images/s over the faithful row of the same model and mode in this run.",
+            "", "| model | px | batch | configuration | images/s | vs faithful | resnet50 images/s | ratio | GFLOP/image "
+            "| GFLOP/s | % fp32 peak | peak RSS MB | load before / after |", "|" + "---|" * 13]
+    faithful = {(row["model"], row["result"]["mode"]): row["result"] for row in rows if row["label"].endswith("faithful")}
+    out += [fmt_row(row["label"], row["model"], row["result"], faithful.get((row["model"], row["result"]["mode"])))
+            for row in rows]
+    curve_path = REPO / "results" / "bf16_loss_curve.json"
+    if curve_path.is_file():
+        c = json.loads(curve_path.read_text())
+        out += ["", "## bf16 autocast training vs fp32 (benchmarks/bf16_loss_curve.py)", "",
+                f"{c['model']} at {c['size']} px, batch {c['batch']}, {c['steps']} AdamW steps (lr {c['lr']}) from the "
+                "same initial weights on the same synthetic batches (each label adds a fixed pattern to noise images):",
+                "", f"- loss fp32 {c['fp32'][0]:.4f} -> {c['fp32'][-1]:.4f}; bf16 {c['bf16'][0]:.4f} -> {c['bf16'][-1]:.4f}",
+                f"- largest per-step relative gap |bf16 - fp32| / fp32: {c['max_rel_gap']:.4f}",
+                f"- mean of the last quarter: fp32 {c['fp32_last_quarter_mean']:.4f}, bf16 {c['bf16_last_quarter_mean']:.4f}",
+                "- fp32 curve: " + " ".join(f"{v:.3f}" for v in c["fp32"]),
+                "- bf16 curve: " + " ".join(f"{v:.3f}" for v in c["bf16"])]
     out += ["", "## Commands", "", "Each row is one process:", "", "```"]
     out += [f"python {shlex.join(row['command'])}" for row in rows]
     out += ["```", ""]
@@ -113,6 +129,18 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
         f.write("\n".join(out))
     os.replace(f.name, path)
+
+
+def save(rows: list[dict], args: argparse.Namespace, mm: dict, started: str) -> None:
+    mm["load_end"] = os.getloadavg()[0]
+    finished = time.strftime("%Y-%m-%d %H:%M %Z")
+    if args.out_json:
+        Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=Path(args.out_json).parent, delete=False, suffix=".tmp") as f:
+            json.dump({"matmul": mm, "started": started, "finished": finished, "rows": rows}, f, indent=1)
+        os.replace(f.name, args.out_json)
+    if args.out_md:
+        write_report(Path(args.out_md), rows, args, mm, started, finished)
 
 
 def main() -> int:
@@ -145,17 +173,9 @@ def main() -> int:
         rows.append({"label": label, "model": model, "command": cmd, "result": r})
         print(f"{model:>15} {size}px b{batch} {label:<40} {r['images_per_s']:7.2f} img/s  resnet50 "
               f"{r['ref_images_per_s']:7.2f}  ratio {r['ratio']:.3f}  {r['gflop_per_s']:6.1f} GFLOP/s "
-              f"({r['pct_fp32_peak']:.0f}% peak)  RSS {r['peak_rss_mb']:.0f} MB  load {r['load_avg_before'][0]:.1f}",
+              f"({r['pct_fp32_peak']:.0f}% peak)  RSS {r['peak_memory_mb']:.0f} MB  load {r['load_avg_before'][0]:.1f}",
               flush=True)
-    mm["load_end"] = os.getloadavg()[0]
-    finished = time.strftime("%Y-%m-%d %H:%M %Z")
-    if args.out_json:
-        Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=Path(args.out_json).parent, delete=False, suffix=".tmp") as f:
-            json.dump({"matmul": mm, "started": started, "finished": finished, "rows": rows}, f, indent=1)
-        os.replace(f.name, args.out_json)
-    if args.out_md:
-        write_report(Path(args.out_md), rows, args, mm, started, finished)
+        save(rows, args, mm, started)  # after every row, so an interrupted run still leaves its figures
     return 0 if rows else 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
@@ -40,6 +41,8 @@ class BenchSpec:
     channels_last: bool = False
     compile: bool = False
     ref_same: bool = False  # apply bf16 / channels_last / compile to resnet50 too
+    reference: bool = True  # time resnet50 next to the model
+    device: str = "cpu"
     threads: int = 0  # 0: torch's default
     warmup: int = 1
     repeats: int = 3
@@ -72,10 +75,11 @@ def make_step(model: nn.Module, spec: BenchSpec, use_options: bool = True) -> Ca
 
     bf16, channels_last = use_options and spec.bf16, use_options and spec.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    x = torch.randn(spec.batch, 3, spec.size, spec.size).contiguous(memory_format=memory_format)
-    y = (torch.rand(spec.batch, spec.num_classes) < 0.2).float()
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    device = torch.device(spec.device)
+    model = model.to(device, memory_format=memory_format)
+    x = torch.randn(spec.batch, 3, spec.size, spec.size, device=device).contiguous(memory_format=memory_format)
+    y = (torch.rand(spec.batch, spec.num_classes, device=device) < 0.2).float()
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     branches = getattr(model, "forward_head", None)
     forward = (lambda t: branches(model.forward_features(t))) if branches else model
     if use_options and spec.compile:
@@ -127,8 +131,20 @@ def fp32_peak_gflops(threads: int) -> tuple[float, str]:
     return peak, f"{threads} cores x {ghz:.2f} GHz x {4 * lanes} FLOP/cycle ({isa}, 2 FMA units assumed)"
 
 
-def peak_rss_mb() -> float:
+def peak_memory_mb(device: str) -> float:
+    """CUDA: peak allocated device memory; CPU: the process's peak resident memory."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def timed(fn: Callable[[], None], device: str) -> float:
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
 
 
 def measure(spec: BenchSpec) -> dict:
@@ -142,43 +158,50 @@ def measure(spec: BenchSpec) -> dict:
     threads = torch.get_num_threads()
     torch.manual_seed(0)
     load_before = os.getloadavg()
-    rss_start = peak_rss_mb()
+    rss_start = peak_memory_mb("cpu")
 
     step = make_step(build_model(spec), spec)
     for _ in range(spec.warmup):
         step()
-    model_rss = peak_rss_mb()  # the model's peak before resnet50 exists
-    ref_step = make_step(build_reference(spec), spec, spec.ref_same)
-    for _ in range(spec.warmup):
-        ref_step()
-    times: list[float] = []
-    ref_times: list[float] = []
+    model_memory = peak_memory_mb(spec.device)  # the model's peak before resnet50 exists
+    steps = {"model": step}
+    if spec.reference:
+        steps["ref"] = make_step(build_reference(spec), spec, spec.ref_same)
+        for _ in range(spec.warmup):
+            steps["ref"]()
+    times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(spec.repeats):
-        for fn, out in ((step, times), (ref_step, ref_times)):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-    t, t_ref = statistics.median(times), statistics.median(ref_times)
-    # FLOPs on a batch-2 copy of each step (work is linear in the batch), after the timing and RSS reading.
+        for key, fn in steps.items():
+            times[key].append(timed(fn, spec.device))
+    # FLOPs on a batch-2 copy of each step (work is linear in the batch), after the timing and memory reading.
     counting = BenchSpec(**{**asdict(spec), "batch": 2, "compile": False})
     flops = step_flops(make_step(build_model(counting), counting)) / 2
-    ref_flops = step_flops(make_step(build_reference(counting), counting, counting.ref_same)) / 2
-    ips, ref_ips = spec.batch / t, spec.batch / t_ref
+    ips = spec.batch / statistics.median(times["model"])
+    ref_flops = ref_ips = float("nan")
+    if spec.reference:
+        ref_flops = step_flops(make_step(build_reference(counting), counting, counting.ref_same)) / 2
+        ref_ips = spec.batch / statistics.median(times["ref"])
     peak, peak_how = fp32_peak_gflops(threads)
-    return {
+    if torch.device(spec.device).type != "cpu":
+        peak, peak_how = float("nan"), f"not estimated for {spec.device}"
+    result = {
         "model": spec.model, "mode": spec.mode, "size": spec.size, "batch": spec.batch, "threads": threads,
         "options": {k: getattr(spec, k) for k in ("fast", "bf16", "channels_last", "compile", "ref_same")},
         "overrides": list(spec.overrides),
         "images_per_s": ips, "ref_images_per_s": ref_ips, "ratio": ips / ref_ips,
-        "step_s": times, "ref_step_s": ref_times,
+        "step_s": times["model"], "ref_step_s": times.get("ref", []),
         "gflop_per_image": flops / 1e9, "ref_gflop_per_image": ref_flops / 1e9,
         "gflop_per_s": flops * ips / 1e9, "ref_gflop_per_s": ref_flops * ref_ips / 1e9,
         "fp32_peak_gflop_per_s": peak, "fp32_peak_how": peak_how,
         "pct_fp32_peak": 100 * flops * ips / 1e9 / peak, "ref_pct_fp32_peak": 100 * ref_flops * ref_ips / 1e9 / peak,
-        "peak_rss_mb": model_rss, "start_rss_mb": rss_start,
+        "peak_memory_mb": model_memory, "start_rss_mb": rss_start,
+        "memory_kind": "process peak RSS" if spec.device == "cpu" else "peak allocated device memory",
         "load_avg_before": list(load_before), "load_avg_after": list(os.getloadavg()),
-        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "device": spec.device,
+        "device_name": torch.cuda.get_device_name(spec.device) if torch.device(spec.device).type == "cuda"
+        else platform.processor() or platform.machine(),
     }
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}  # valid JSON
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -192,6 +215,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward (slow first step)")
     p.add_argument("--ref-same", action="store_true", help="give resnet50 the same bf16/channels-last/compile")
+    p.add_argument("--no-ref", action="store_true", help="skip resnet50 (ratio becomes NaN)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu), e.g. cuda")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     p.add_argument("--warmup", type=int, default=1, help="untimed step pairs first (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed step pairs; medians are reported (default 3)")
@@ -203,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     spec = BenchSpec(model=args.model, size=args.size, batch=args.batch, mode=args.mode,
                      num_classes=args.num_classes, fast=args.fast, bf16=args.bf16,
                      channels_last=args.channels_last, compile=args.compile, ref_same=args.ref_same,
+                     reference=not args.no_ref, device=args.device,
                      threads=args.threads, warmup=args.warmup, repeats=args.repeats, overrides=tuple(args.set))
     try:
         result = measure(spec)
@@ -213,10 +239,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{spec.model} {spec.mode} {spec.size}px batch {spec.batch}, {result['threads']} threads, "
           f"options {result['options']}")
-    print(f"  model    {result['images_per_s']:8.2f} images/s  {result['gflop_per_s']:7.1f} GFLOP/s "
-          f"({result['pct_fp32_peak']:.0f}% of fp32 peak)  peak RSS {result['peak_rss_mb']:.0f} MB")
-    print(f"  resnet50 {result['ref_images_per_s']:8.2f} images/s  {result['ref_gflop_per_s']:7.1f} GFLOP/s "
-          f"({result['ref_pct_fp32_peak']:.0f}% of fp32 peak)")
-    print(f"  ratio    {result['ratio']:.3f}   (fp32 peak: {result['fp32_peak_gflop_per_s']:.0f} GFLOP/s = "
-          f"{result['fp32_peak_how']}; load {result['load_avg_before'][0]:.1f})")
+    pct = lambda key: "" if result[key] is None else f" ({result[key]:.0f}% of fp32 peak)"  # noqa: E731
+    print(f"  model    {result['images_per_s']:8.2f} images/s  {result['gflop_per_s']:7.1f} GFLOP/s"
+          f"{pct('pct_fp32_peak')}  {result['memory_kind']} {result['peak_memory_mb']:.0f} MB")
+    if spec.reference:
+        print(f"  resnet50 {result['ref_images_per_s']:8.2f} images/s  {result['ref_gflop_per_s']:7.1f} GFLOP/s"
+              f"{pct('ref_pct_fp32_peak')}")
+        print(f"  ratio    {result['ratio']:.3f}")
+    print(f"  fp32 peak: {result['fp32_peak_how']}; load average {result['load_avg_before'][0]:.1f}")
     return 0
