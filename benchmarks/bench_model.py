@@ -122,7 +122,18 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
                 f"- mean of the last quarter: fp32 {c['fp32_last_quarter_mean']:.4f}, bf16 {c['bf16_last_quarter_mean']:.4f}",
                 "- fp32 curve: " + " ".join(f"{v:.3f}" for v in c["fp32"]),
                 "- bf16 curve: " + " ".join(f"{v:.3f}" for v in c["bf16"])]
-    out += ["", "## Commands", "", "Each row is one process:", "", "```"]
+    out += ["", "## What the configurations are", "",
+            "- faithful: the default eager model, operation for operation the authors' computation.",
+            "- fast: `FAST_SWITCHES` (ctranscnn/models/ctranscnn.py): `fast_c2t` (C2T's 1x1 convs composed and "
+            "moved after the average pooling: exact algebra, ~1/10 of C2T's work), `fast_t2c` (T2C's projection as a "
+            "Linear on the tokens), `fast_attention` (scale folded into q, max-free softmax of the sigmoid scores; "
+            "`F.scaled_dot_product_attention` in softmax mode). Inference additionally uses `fuse_for_inference` "
+            "(ctranscnn/models/fused.py): every BN folded into its conv, MBR's 3x3 conv + 2*BN + 1x1 conv as one "
+            "3x3 conv, both shortcuts as one 1x1 conv. Equal to the faithful path within 1e-5 relative "
+            "(tests/test_fast_paths.py).",
+            "- channels-last: `torch.channels_last` input and weights. bf16: `torch.autocast('cpu', bfloat16)` "
+            "around forward and loss (AMX on this CPU); resnet50 stays fp32 unless the row says otherwise.",
+            "", "## Commands", "", "Each row is one process:", "", "```"]
     out += [f"python {shlex.join(row['command'])}" for row in rows]
     out += ["```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,10 +162,15 @@ def main() -> int:
     p.add_argument("--demo-size", type=int, default=128, help="image size of the demo profile (ctranscnn_mini)")
     p.add_argument("--only", default="", help="run only rows whose 'model label' contains this text")
     p.add_argument("--quick", action="store_true", help="tiny smoke matrix")
+    p.add_argument("--render", metavar="JSON", help="only rewrite --out-md from a previous run's JSON")
     p.add_argument("--out-json", default=str(REPO / "results" / "benchmarks_model.json"))
     p.add_argument("--out-md", default=str(REPO / "results" / "benchmarks.md"))
     args = p.parse_args()
 
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        write_report(Path(args.out_md), saved["rows"], args, saved["matmul"], saved["started"], saved["finished"])
+        return 0
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     threads = args.threads or torch.get_num_threads()
     mm = {"load_start": os.getloadavg()[0], "fp32": measured_matmul_gflops(threads, torch.float32),
