@@ -1,0 +1,106 @@
+"""The split table of notebook 02 (leaky image-level split against the patient split) on a tiny phantom, with
+fabricated finished runs so that no training happens here (run reuse and training are tested with the engine)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from ctranscnn.data.splits import LeakageWarning, load_splits  # noqa: E402
+from ctranscnn.report import sections  # noqa: E402
+from ctranscnn.report.context import NotebookContext  # noqa: E402
+from ctranscnn.report.runs import Run  # noqa: E402
+
+METRICS = ["mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"]
+# split -> seed -> test mAUC of the fabricated runs (other metrics are mAUC minus a constant)
+MAUC = {"image": {0: 80.0, 1: 84.0}, "patient": {0: 70.0, 1: 71.0}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    from ctranscnn.phantom import generate_cxr14
+    from ctranscnn.phantom.tongue import generate_tongue
+
+    root = tmp_path_factory.mktemp("data")
+    generate_cxr14(root / "cxr14-phantom", n=60, size=32, seed=0, workers=1)
+    generate_tongue(root / "tongue-phantom", n=20, size=32, seed=0, workers=1)
+    return root
+
+
+def context(tmp_path: Path, data_dir: Path, profile: str = "demo", split: str = "paper") -> NotebookContext:
+    return NotebookContext.from_params(notebook="02_train", profile=profile, split=split, seeds=[0, 1],
+                                       data_dir=str(data_dir), results_dir=str(tmp_path / "results"),
+                                       figures_dir=str(tmp_path / "figures"), runs_dir=str(tmp_path / "runs"))
+
+
+def fake_run(folder: Path, split: str, seed: int) -> Run:
+    m = {k: MAUC[split][seed] - i for i, k in enumerate(METRICS)}
+    metrics = {"best": {"epoch": 3, "test": m | {"ci95": {"mAUC": [m["mAUC"] - 5, m["mAUC"] + 5]}}}}
+    manifest = {"model": "ctranscnn_mini", "seed": seed, "wall_time_s": 1.0, "images_per_s": 10.0, "device": "cpu",
+                "classes": ["a"]}
+    return Run(folder / f"{split}_s{seed}", manifest, metrics)
+
+
+def test_phantoms_use_the_patient_split_unless_told_otherwise(tmp_path, data_dir):
+    ctx = context(tmp_path, data_dir)
+    cxr14, tongue = ctx.datasets
+    assert ctx.split_for(cxr14) == "patient"  # SPLIT=paper: no authors' lists for a phantom -> leak-free
+    assert ctx.split_for(tongue) == "paper"  # the tongue phantom ships its own lists
+    assert context(tmp_path, data_dir, split="image").split_for(cxr14) == "image"
+    assert "leak-free 'patient' split" in (tmp_path / "results" / "skipped.csv").read_text()
+
+
+def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkeypatch):
+    ctx = context(tmp_path, data_dir)
+    asked = []
+
+    def train_runs(ctx_, ds, model=sections.CTRANSCNN, split=None, overrides=None):
+        asked.append((ds.name, model, split))
+        return [fake_run(tmp_path, split, s) for s in ctx_.seeds]
+
+    monkeypatch.setattr(sections, "train_runs", train_runs)
+    chosen = sections.split_datasets(ctx)
+    assert [d.name for d in chosen] == ["cxr14-phantom"]  # the tongue phantom has no patients
+    out = sections.split_section(ctx, chosen[0])
+    assert asked == [("cxr14-phantom", sections.CTRANSCNN, "image"), ("cxr14-phantom", sections.CTRANSCNN, "patient")]
+
+    stem = tmp_path / "results" / "tables" / "02_split_effect_cxr14-phantom"
+    numeric = pd.read_csv(f"{stem}.csv", comment="#").set_index("split")
+    image, patient = numeric.loc["image-level, like the authors' protocol"], numeric.loc["patient-level (leak-free)"]
+    assert image["mAUC"] == pytest.approx(82.0) and image["mAUC_sd"] == pytest.approx(np.std([80, 84], ddof=1))
+    assert patient["mAUC"] == pytest.approx(70.5) and image["n_runs"] == 2
+    assert image["mAUC minus patient-level"] == pytest.approx(11.5) and patient["mAUC minus patient-level"] == 0
+
+    # Leak columns, against set intersections of the same splits computed here (smoke/demo caps exceed 60 images).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LeakageWarning)
+        for split, row in (("image", image), ("patient", patient)):
+            s = load_splits("nih", data_dir / "cxr14-phantom", split)
+            train, test = set(s["train"].patient_ids), s["test"].patient_ids
+            assert row["test patients in train"] == len(set(test) & train)
+            assert row["test images of train patients (%)"] == pytest.approx(100 * np.mean([p in train for p in test]))
+    assert patient["test patients in train"] == 0 and image["test patients in train"] > 0
+
+    md = Path(f"{stem}.md").read_text()
+    assert "image-level, like the authors' protocol" in md and "82.00 ± 2.83" in md and "+11.50" in md
+    assert "split: image vs patient" in md and Path(f"{stem}.tex").stat().st_size > 0
+    assert list(out) == ["split_effect"]
+
+
+def test_split_table_covers_one_dataset_in_demo(tmp_path, data_dir):
+    import shutil
+
+    shutil.copytree(data_dir / "cxr14-phantom", tmp_path / "data" / "cxr11-phantom")  # any second chest set
+    shutil.copytree(data_dir / "cxr14-phantom", tmp_path / "data" / "cxr14-phantom")
+    demo = context(tmp_path, tmp_path / "data")
+    assert [d.name for d in sections.split_datasets(demo)] == ["cxr14-phantom"]
+    assert "runs the split table on 1 dataset(s) only" in (tmp_path / "results" / "skipped.csv").read_text()
+    paper = context(tmp_path / "p", tmp_path / "data", profile="paper")
+    assert [d.name for d in sections.split_datasets(paper)] == ["cxr14-phantom", "cxr11-phantom"]
