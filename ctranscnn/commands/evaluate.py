@@ -16,12 +16,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctranscnn.data.errors import DataError
     from ctranscnn.engine.config import ConfigError
     from ctranscnn.engine.run_eval import evaluate_run
 
     try:
         out, metrics = evaluate_run(args.run, args.split, args.checkpoint, parse_overrides(args.set))
-    except ConfigError as err:
+    except (ConfigError, DataError, FileNotFoundError) as err:
         raise SystemExit(f"evaluate: {err}") from None
     keys = ("mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
     print(f"{args.run} [{args.checkpoint}] {args.split}: " + "  ".join(f"{k} {metrics[k]:.2f}" for k in keys))

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctranscnn.engine.export import export_onnx
 
-    diff = export_onnx(args.run, args.out, args.checkpoint, args.opset, args.atol)
+    try:
+        diff = export_onnx(args.run, args.out, args.checkpoint, args.opset, args.atol)
+    except FileNotFoundError as err:
+        raise SystemExit(f"export-onnx: {err}") from None
     print(f"wrote {args.out} (max |onnxruntime - PyTorch| = {diff:.2e})")
     return 0

@@ -19,16 +19,16 @@ def run(args: argparse.Namespace) -> int:
     from ctranscnn.data.errors import DataError
     from ctranscnn.engine.inference import load_run
 
-    loaded = load_run(args.run, args.checkpoint)
     if args.threshold != "tuned":
         try:
             float(args.threshold)
         except ValueError:
             raise SystemExit(f"predict: --threshold must be a number or 'tuned', got {args.threshold!r}") from None
-    thr = loaded.thresholds(args.threshold)
     try:
+        loaded = load_run(args.run, args.checkpoint)
+        thr = loaded.thresholds(args.threshold)
         probs = loaded.probabilities(loaded.images(args.images))
-    except DataError as err:
+    except (DataError, FileNotFoundError, KeyError) as err:
         raise SystemExit(f"predict: {err}") from None
     results = [{"image": str(path), "probabilities": dict(zip(loaded.classes, map(float, p))),
                 "labels": [c for c, pc, t in zip(loaded.classes, p, thr) if pc >= t]}

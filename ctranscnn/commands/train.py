@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctranscnn.data.errors import DataError
     from ctranscnn.engine.config import ConfigError, load_config
     from ctranscnn.engine.trainer import resume, train
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.config:
                 raise ConfigError("train needs --config FILE (or --resume RUN_DIR)")
             run_dir, metrics = train(load_config(args.config, overrides))
-    except ConfigError as err:
+    except (ConfigError, DataError, FileNotFoundError) as err:
         raise SystemExit(f"train: {err}") from None
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

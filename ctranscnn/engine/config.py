@@ -86,6 +86,9 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     compile: bool = False
+    # DDP on CUDA: BatchNorm statistics over the global batch (without it each rank normalises its own
+    # share, so N-process runs differ from 1-process ones; the authors' mmcv runs did not sync)
+    sync_bn: bool = False
     checkpoint_every: int = 1000  # also save resumable state every this many steps (0: epoch ends only)
     out_dir: str = "runs"
     run_name: str = ""  # '' = <dataset>_<model>_<profile>_s<seed>

@@ -197,6 +197,10 @@ class Trainer:
         self.hashes = data_hashes(self.splits)
         self.preprocess = preprocess_for(cfg)
         self.model, self.model_name = build_model(cfg, len(self.classes))
+        if cfg.train.sync_bn and self.dist.enabled:
+            if self.device.type != "cuda":
+                raise ConfigError("train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel)")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.to(self.device)
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
