@@ -54,6 +54,8 @@ def test_precedence_yaml_profile_then_set(tmp_path):
     ({"optim.betas": [0.9]}, "optim.betas: expected tuple"),
     ({"train.amp": "fp8"}, "train.amp must be one of"),
     ({"profile": "huge"}, "profile must be one of"),
+    ({"loss.name": "mse"}, "loss.name must be one of"),
+    ({"data.split": "random"}, "data.split must be one of"),
     ({"schedule": 3}, "'schedule' is a section"),
 ])
 def test_bad_settings_name_the_key(overrides, message):

@@ -32,7 +32,8 @@ from typing import Any
 
 import yaml
 
-from ctranscnn.losses import LossConfig
+from ctranscnn.data.splits import DATASETS, SPLIT_KINDS
+from ctranscnn.losses import LOSS_NAMES, LossConfig
 
 
 @dataclass
@@ -129,7 +130,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 CHOICES = {
-    "profile": tuple(PROFILES), "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
+    "profile": tuple(PROFILES), "loss.name": LOSS_NAMES, "data.dataset": DATASETS, "data.split": SPLIT_KINDS, "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
     "train.amp": ("none", "bf16", "fp16"), "eval.single_class": ("skip", "fifty"),
 }
 SIZES = ("micro", "mini", "tiny")
