@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 # stream kinds; fixed numbers so adding a kind never reshuffles the others
-PLAN, PATIENT, IMAGE, FINDING_PATIENT, FINDING_IMAGE, NOISE, DEVICE = range(7)
+PLAN, PATIENT, IMAGE, FINDING_PATIENT, FINDING_IMAGE, NOISE, DEVICE, ACQUISITION, VIEW = range(9)
 
 
 def stream(seed: int, kind: int, *keys: int) -> np.random.Generator:

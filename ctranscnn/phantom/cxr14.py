@@ -3,21 +3,24 @@
 Label sets are drawn from the real NIH label-combination table, patients get follow-up counts from
 the real images-per-patient table, and a follow-up repeats the previous image's label set with the
 real repeat probability (else draws afresh, which keeps the marginal distribution exact). Anatomy
-and finding geometry are per patient, so a patient-leaky split lets a model recognise patients.
+and finding geometry are per patient, and so, in part, is the acquisition (view, positioning, exposure: the
+same ward and machine), with the persistence of NIH's view positions; a patient-leaky split therefore lets
+a model recognise patients, as on the real data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ctranscnn.phantom.common import (FINDING_IMAGE, FINDING_PATIENT, IMAGE, NOISE, PATIENT, PLAN, encode_image,
-                                      mask_box, run_pool, stream, write_bytes_atomic, write_text_atomic)
+from ctranscnn.phantom.common import (ACQUISITION, FINDING_IMAGE, FINDING_PATIENT, IMAGE, NOISE, PATIENT, PLAN, VIEW,
+                                      encode_image, mask_box, run_pool, stream, write_bytes_atomic, write_text_atomic)
 from ctranscnn.phantom.findings import DEFAULT_STRENGTH, FINDINGS, combine_mods
 from ctranscnn.phantom.nih_stats import NIH_CLASSES, NO_FINDING, load_tables, write_csv_atomic
-from ctranscnn.phantom.thorax import Modifiers, Thorax, sample_anatomy, sample_pose
+from ctranscnn.phantom.thorax import Modifiers, Thorax, sample_anatomy, sample_pose, shared_pose
 
 MODIFIER_FINDINGS = ("Cardiomegaly", "Emphysema")
 DATA_ENTRY_COLUMNS = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender",
@@ -36,9 +39,49 @@ class Cxr14Config:
     strength: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STRENGTH))
     noise: float = 1.0  # multiplier on image noise
     pose_jitter: float = 1.0  # multiplier on per-image rotation, scale, shift and inspiration
+    # Correlation of a patient's acquisitions (view position, positioning, exposure) across follow-ups; what
+    # makes follow-ups look alike, so a patient-leaky split pays. None: NIH's value, from its view positions
+    # (nih_persistence(), about 0.70); 0: every image acquired independently.
+    persistence: float | None = None
     max_images_per_patient: int = 30  # caps NIH's 184-image patients so small datasets keep many patients
     test_fraction: float = 0.2  # of patients (NIH's own test list is a patient-wise 23 %)
     images_per_folder: int = 10_000  # NIH ships images_001 ... images_012 of 10k images each
+
+
+@lru_cache(maxsize=1)
+def nih_persistence() -> float:
+    """The acquisition correlation at which the phantom repeats the previous follow-up's view position as often
+    as NIH does (0.755, against 0.52 for independent views): views are a thresholded latent Gaussian with this
+    correlation between a patient's images (about 0.70)."""
+    from scipy.optimize import brentq
+    from scipy.stats import multivariate_normal, norm
+
+    scalars = load_tables().scalars
+    pa, target = scalars["frac_pa"], scalars["view_repeat_prob"]
+    t = float(norm.ppf(pa))
+
+    def repeat(rho: float) -> float:  # P(both PA) + P(both AP) for latents correlated by rho
+        both_pa = multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf([t, t])
+        return 2 * both_pa + 1 - 2 * pa
+
+    return float(brentq(lambda rho: repeat(rho) - target, 0.0, 0.999, xtol=1e-6))
+
+
+def acquisition_persistence(cfg: Cxr14Config) -> float:
+    p = nih_persistence() if cfg.persistence is None else cfg.persistence
+    if not 0 <= p < 1:
+        raise ValueError(f"persistence must be in [0, 1), got {p}")
+    return p
+
+
+def _views(seed: int, u: np.ndarray, patient: np.ndarray, n_pat: int, frac_pa: float, p: float) -> np.ndarray:
+    """PA/AP per image from uniforms `u`, mixed with a per-patient latent when acquisitions persist."""
+    if p > 0:
+        from scipy.special import ndtr, ndtri
+
+        z = np.sqrt(p) * stream(seed, VIEW).standard_normal(n_pat)[patient] + np.sqrt(1 - p) * ndtri(u)
+        u = ndtr(z)
+    return np.where(u < frac_pa, "PA", "AP")
 
 
 def _images_per_patient(rng: np.random.Generator, n: int, patients: int | None, cfg: Cxr14Config) -> np.ndarray:
@@ -99,7 +142,7 @@ def plan_cxr14(n: int, seed: int = 0, patients: int | None = None, cfg: Cxr14Con
         "index": np.arange(n), "patient": patient, "followup": followup,
         "labels": labels, "written_labels": [_combo(row) for row in written],
         "age": age0[patient] + followup // 4, "gender": np.where(male[patient], "M", "F"),
-        "view": np.where(rng.random(n) < tables.scalars["frac_pa"], "PA", "AP"),
+        "view": _views(seed, rng.random(n), patient, n_pat, tables.scalars["frac_pa"], acquisition_persistence(cfg)),
         "split": np.where(test_patient[patient], "test", "train_val"),
     })
 
@@ -135,7 +178,9 @@ def render_cxr14(seed: int, index: int, patient: int, labels: str, size: int, cf
     if unknown:
         raise ValueError(f"unknown findings {sorted(unknown)} in {labels!r}")
     anatomy = sample_anatomy(stream(seed, PATIENT, patient))
-    pose = sample_pose(stream(seed, IMAGE, index), cfg.pose_jitter, cfg.noise, ap)
+    pose = shared_pose(sample_pose(stream(seed, IMAGE, index), cfg.pose_jitter, cfg.noise, ap),
+                       sample_pose(stream(seed, ACQUISITION, patient), cfg.pose_jitter, cfg.noise, ap),
+                       acquisition_persistence(cfg), cfg.noise)
     cls = {c: i for i, c in enumerate(NIH_CLASSES)}
 
     def rngs(name: str):

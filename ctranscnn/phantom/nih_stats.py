@@ -10,7 +10,7 @@ Tables (in `ctranscnn/phantom/tables/`):
   sorted and "|"-joined, "No Finding" for none) with its image count. No tail folding is needed:
   the full table is 30 kB.
 - `nih_images_per_patient.csv`: images, patients. How many patients have exactly k images.
-- `nih_scalars.csv`: name, value. Follow-up label persistence and demographics.
+- `nih_scalars.csv`: name, value. Follow-up label and view persistence, and demographics.
 """
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def _repeat_probability(df: pd.DataFrame) -> float:
     return float((labels[1:] == labels[:-1])[same].mean())
 
 
+def _view_repeat_probability(df: pd.DataFrame) -> float:
+    """P(an image has the previous follow-up's view position | same patient): how much acquisitions persist."""
+    df = df.sort_values(["Patient ID", "Follow-up #"])
+    views, patients = df["View Position"].to_numpy(), df["Patient ID"].to_numpy()
+    same = patients[1:] == patients[:-1]
+    return float((views[1:] == views[:-1])[same].mean())
+
+
 def derive(source: Path) -> dict[str, pd.DataFrame]:
     """The three tables from a Data_Entry_2017(_v2020).csv(.gz) file."""
     df = pd.read_csv(source)
@@ -65,11 +73,11 @@ def derive(source: Path) -> dict[str, pd.DataFrame]:
     abnormal = df[df["combo"] != NO_FINDING]
     scalars = pd.DataFrame({"name": [
         "n_images", "n_patients", "repeat_prob_all", "repeat_prob_abnormal", "frac_pa", "frac_male",
-        "age_mean", "age_std",
+        "age_mean", "age_std", "view_repeat_prob",
     ], "value": [
         len(df), df["Patient ID"].nunique(), _repeat_probability(df), _repeat_probability(abnormal),
         float((df["View Position"] == "PA").mean()), float((df["Patient Gender"] == "M").mean()),
-        float(df["Patient Age"].mean()), float(df["Patient Age"].std()),
+        float(df["Patient Age"].mean()), float(df["Patient Age"].std()), _view_repeat_probability(df),
     ]})
     return {"nih_label_combinations": combos, "nih_images_per_patient": per_patient, "nih_scalars": scalars}
 

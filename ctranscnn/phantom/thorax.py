@@ -88,6 +88,28 @@ def sample_pose(rng: np.random.Generator, jitter: float = 1.0, noise: float = 1.
     )
 
 
+# Means of sample_pose's draws (noise: times its multiplier).
+POSE_MEANS = {"angle": 0.0, "scale": 1.0, "dx": 0.0, "dy": 0.0, "inspiration": 0.0, "window_lo": 0.0,
+              "window_hi": 0.95, "gamma": 1.025, "tilt": 0.0, "noise": 0.0165}
+
+
+def shared_pose(image: Pose, patient: Pose, persistence: float, noise: float = 1.0) -> Pose:
+    """The pose of one follow-up when a patient's acquisitions persist (same machine, technique, positioning):
+    every field mixes the patient's and the image's draw (both from sample_pose) around its mean with weights
+    sqrt(persistence) and sqrt(1 - persistence), so each field keeps its mean and variance while two images of
+    one patient correlate by `persistence`."""
+    if not 0 <= persistence <= 1:
+        raise ValueError(f"persistence must be in [0, 1], got {persistence}")
+    if persistence == 0:
+        return image
+    a, b = np.sqrt(persistence), np.sqrt(1 - persistence)
+    mixed = {}
+    for name, mean in POSE_MEANS.items():
+        mean *= noise if name == "noise" else 1.0
+        mixed[name] = mean + a * (getattr(patient, name) - mean) + b * (getattr(image, name) - mean)
+    return replace(image, **mixed)
+
+
 class Thorax:
     """The rendered base anatomy of one image: coordinates, masks and attenuation `A` (size x size)."""
 
@@ -201,4 +223,4 @@ def with_mods(thorax: Thorax, mods: Modifiers) -> Thorax:
     return Thorax(thorax.anatomy, thorax.pose, thorax.size, mods)
 
 
-__all__ = ["Anatomy", "Pose", "Modifiers", "Thorax", "sample_anatomy", "sample_pose", "with_mods", "replace", "SIDES"]
+__all__ = ["Anatomy", "Pose", "Modifiers", "Thorax", "sample_anatomy", "sample_pose", "shared_pose", "with_mods", "replace", "SIDES"]
