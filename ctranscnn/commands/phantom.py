@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--abnormal-only", action="store_true", help="cxr14: only images with findings")
     parser.add_argument("--label-noise", type=float, default=0.0, help="cxr14: P(dropping a true finding)")
     parser.add_argument("--contrast", type=float, default=1.0, help="cxr14: finding contrast (difficulty)")
+    parser.add_argument("--persistence", type=float, help="cxr14: correlation of a patient's acquisitions (view, "
+                        "positioning, exposure) across follow-ups; default: NIH's, about 0.70; 0: independent")
     parser.add_argument("--figure", type=Path, default=None, help="also save a sample grid to FIGURE.png/.pdf")
 
 
@@ -30,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     common = dict(n=args.n, size=args.size, seed=args.seed, workers=args.workers, progress=True)
     if args.dataset == "cxr14":
-        cfg = phantom.Cxr14Config(abnormal_only=args.abnormal_only, label_noise=args.label_noise, contrast=args.contrast)
+        cfg = phantom.Cxr14Config(abnormal_only=args.abnormal_only, label_noise=args.label_noise, contrast=args.contrast,
+                                  persistence=args.persistence)
         phantom.generate_cxr14(args.out, patients=args.patients, cfg=cfg, **common)
     elif args.dataset == "cxr11":
         phantom.generate_cxr11(args.out, patients=args.patients, **common)
