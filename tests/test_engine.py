@@ -88,12 +88,28 @@ def test_model_size_resolution():
     m.size = "micro"
     assert resolve_model_name(m) == "ctranscnn_micro"
     m.name, m.size = "conformer_tiny", "micro"
-    assert resolve_model_name(m) == "conformer_mini"  # no conformer_micro: next larger size
+    assert resolve_model_name(m) == "conformer_micro"
+    m.name, m.size = "resnet50", "micro"
+    assert resolve_model_name(m) == "resnet50_mini"  # no resnet50_micro: next larger size
     m.name, m.size = "resnet50", "mini"
     assert resolve_model_name(m) == "resnet50_mini"
     m.name = "no_such_model"
     with pytest.raises(ConfigError, match="model.size 'mini'"):
         resolve_model_name(m)
+
+
+def test_fast_switch_applies_to_ctranscnn_family_only():
+    from ctranscnn.engine.trainer import build_model
+
+    cfg = RunConfig()
+    cfg.train.fast, cfg.model.size = True, "micro"
+    model, name = build_model(cfg, 3)
+    assert name == "ctranscnn_micro" and model.cfg.fast_c2t and model.cfg.fast_t2c and model.cfg.fast_attention
+    cfg.model.overrides = {"fast_attention": False}  # explicit overrides win
+    assert not build_model(cfg, 3)[0].cfg.fast_attention
+    cfg.model.name, cfg.model.overrides = "resnet34", {}
+    assert build_model(cfg, 3)[1] == "resnet34_mini"  # baselines build unchanged
+    assert PROFILES["demo"]["train.fast"] and PROFILES["smoke"]["train.fast"] and "train.fast" not in PROFILES["paper"]
 
 
 # ---------------------------------------------------------------- schedule and parameter groups

@@ -87,6 +87,9 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     compile: bool = False
+    # CTransCNN/Conformer only: the exact speed paths (ctranscnn.models.ctranscnn.FAST_SWITCHES; same
+    # parameters, same numbers up to float rounding, equality-tested in tests/test_fast_paths.py)
+    fast: bool = False
     # DDP on CUDA: BatchNorm statistics over the global batch (without it each rank normalises its own
     # share, so N-process runs differ from 1-process ones; the authors' mmcv runs did not sync)
     sync_bn: bool = False
@@ -121,12 +124,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     "demo": {
         "model.size": "mini", "data.image_size": 64, "data.limit_train": 1200, "data.limit_val": 300,
         "data.limit_test": 300, "schedule.epochs": 8, "schedule.warmup_iters": 38, "train.batch_size": 32,
-        "train.checkpoint_every": 0, "eval.n_boot": 200,
+        "train.checkpoint_every": 0, "train.fast": True, "eval.n_boot": 200,
     },
     "smoke": {
         "model.size": "micro", "data.image_size": 32, "data.num_workers": 0, "data.limit_train": 64,
         "data.limit_val": 32, "data.limit_test": 32, "schedule.epochs": 2, "schedule.warmup_iters": 2,
-        "train.batch_size": 16, "train.checkpoint_every": 2, "eval.batch_size": 32, "eval.n_boot": 50,
+        "train.batch_size": 16, "train.checkpoint_every": 2, "train.fast": True, "eval.batch_size": 32,
+        "eval.n_boot": 50,
     },
 }
 CHOICES = {

@@ -47,7 +47,7 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
     """Rebuild the run's model on CPU in eval mode from checkpoints/<which>.pt."""
-    from ctranscnn import create_model
+    from ctranscnn.engine.trainer import build_model
 
     run_dir = Path(run_dir)
     path = run_dir / "checkpoints" / f"{which}.pt"
@@ -55,7 +55,7 @@ def load_run(run_dir: str | Path, which: str = "best") -> LoadedRun:
         raise FileNotFoundError(f"{path}: no best checkpoint (no epoch had a finite validation AUC); use last")
     ckpt = load_checkpoint(path)
     cfg = from_dict(ckpt["config"], source=str(path))
-    model = create_model(ckpt["model_name"], len(ckpt["classes"]), **cfg.model.overrides)
+    model = build_model(cfg, len(ckpt["classes"]), ckpt["model_name"])[0]
     model.load_state_dict(ckpt["model"])
     model.eval()
     return LoadedRun(run_dir, which, model, cfg, list(ckpt["classes"]), PreprocessConfig.from_dict(ckpt["preprocess"]),

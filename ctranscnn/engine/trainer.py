@@ -129,14 +129,19 @@ def run_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.train.out_dir) / name
 
 
-def build_model(cfg: RunConfig, num_classes: int) -> tuple[nn.Module, str]:
+def build_model(cfg: RunConfig, num_classes: int, name: str = "") -> tuple[nn.Module, str]:
+    """The run's model (`name` defaults to the config's, resolved to the profile's size)."""
     from ctranscnn import create_model
+    from ctranscnn.models.ctranscnn import CTransCNN, FAST_SWITCHES
 
-    name = resolve_model_name(cfg.model)
+    name = name or resolve_model_name(cfg.model)
     try:
-        return create_model(name, num_classes, **cfg.model.overrides), name
+        model = create_model(name, num_classes, **cfg.model.overrides)
+        if cfg.train.fast and isinstance(model, CTransCNN):
+            model = create_model(name, num_classes, **{**FAST_SWITCHES, **cfg.model.overrides})
     except TypeError as err:
         raise ConfigError(f"model.overrides {cfg.model.overrides} do not fit {name}: {err}") from err
+    return model, name
 
 
 class Branches(nn.Module):

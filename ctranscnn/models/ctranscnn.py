@@ -435,6 +435,12 @@ def conformer_mini(num_classes: int, **overrides) -> CTransCNN:
     return build("mini", num_classes, **{**CONFORMER, **overrides})
 
 
+@register_model
+def conformer_micro(num_classes: int, **overrides) -> CTransCNN:
+    """Conformer at the `micro` size: the smoke-profile counterpart of ctranscnn_micro."""
+    return build("micro", num_classes, **{**CONFORMER, **overrides})
+
+
 def token_grid(height: int, width: int, patch_size: int = 16) -> tuple[int, int]:
     """Token grid for an input size (stem /4, corner padding, then the token stride)."""
     def side(n: int) -> int:
