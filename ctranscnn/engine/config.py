@@ -83,7 +83,10 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     device: str = "auto"  # auto | cpu | cuda
-    cpu_threads: int = 0  # torch intra-op threads (0 = torch's default); 1 avoids thrashing on shared CPUs
+    # torch intra-op threads (0 = torch's default). The CPU profiles use 1: on this project's 2-core (virtualised)
+    # machines two OpenMP threads trained ctranscnn_mini 30x slower (3 vs 88 images/s) as soon as one other
+    # process was busy, while one thread loses at most 2x on an idle machine.
+    cpu_threads: int = 0
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     compile: bool = False
@@ -124,12 +127,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     "demo": {
         "model.size": "mini", "data.image_size": 64, "data.limit_train": 1200, "data.limit_val": 300,
         "data.limit_test": 300, "schedule.epochs": 8, "schedule.warmup_iters": 38, "train.batch_size": 32,
-        "train.checkpoint_every": 0, "train.fast": True, "eval.n_boot": 200,
+        "train.checkpoint_every": 0, "train.fast": True, "train.cpu_threads": 1, "eval.n_boot": 200,
     },
     "smoke": {
         "model.size": "micro", "data.image_size": 32, "data.num_workers": 0, "data.limit_train": 64,
         "data.limit_val": 32, "data.limit_test": 32, "schedule.epochs": 2, "schedule.warmup_iters": 2,
-        "train.batch_size": 16, "train.checkpoint_every": 2, "train.fast": True, "eval.batch_size": 32,
+        "train.batch_size": 16, "train.checkpoint_every": 2, "train.fast": True, "train.cpu_threads": 1,
+        "eval.batch_size": 32,
         "eval.n_boot": 50,
     },
 }
