@@ -8,7 +8,10 @@ one whose data changed (e.g. regenerated phantoms) is moved aside to `<name>.sta
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -74,6 +77,33 @@ def ensure_run(cfg: RunConfig) -> Path:
     print(f"training {run_dir}")
     train(cfg)
     return run_dir
+
+
+def parallel_jobs(cfg: RunConfig) -> int:
+    """How many runs to train at once: on CPU with a fixed thread count per run, one run per group of cores
+    (a run's numbers do not depend on what trains beside it); otherwise one at a time."""
+    if cfg.train.device == "cuda" or cfg.train.cpu_threads < 1:
+        return 1
+    try:
+        import torch
+
+        if cfg.train.device == "auto" and torch.cuda.is_available():
+            return 1
+    except ImportError:
+        pass
+    return max(1, (os.cpu_count() or 1) // cfg.train.cpu_threads)
+
+
+def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None) -> list[Path]:
+    """`ensure_run` for every config, up to `jobs` (default: parallel_jobs) trainings at once in worker processes."""
+    unique = list({cfg.train.run_name: cfg for cfg in cfgs}.values())  # one worker per run folder
+    jobs = min(len(unique), parallel_jobs(unique[0]) if jobs is None else jobs) if unique else 0
+    if jobs <= 1:
+        done = {cfg.train.run_name: ensure_run(cfg) for cfg in unique}
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = dict(zip((cfg.train.run_name for cfg in unique), pool.map(ensure_run, unique)))
+    return [done[cfg.train.run_name] for cfg in cfgs]
 
 
 @dataclass

@@ -1,0 +1,35 @@
+"""Runs trained side by side in worker processes give the same numbers as runs trained one after another."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctranscnn.engine.config import load_config
+from ctranscnn.report.runs import ensure_runs, parallel_jobs
+from tests.test_engine_run import make_fixture
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def configs(data, out_dir):
+    sets = {"profile": "smoke", "data.dataset": "list", "data.root": str(data), "data.lists": str(data / "lists"),
+            "data.limit_train": 48, "data.limit_val": 24, "data.limit_test": 24, "train.progress": False,
+            "train.out_dir": str(out_dir)}
+    return [load_config(None, {**sets, "train.seed": s, "train.run_name": f"s{s}"}) for s in (0, 1)]
+
+
+@pytest.mark.slow
+def test_parallel_runs_equal_sequential_runs(tmp_path):
+    data = make_fixture(tmp_path / "data", sizes=(48, 24, 24))
+    seq = configs(data, tmp_path / "seq")
+    par = configs(data, tmp_path / "par")
+    assert parallel_jobs(seq[0]) >= 1 and seq[0].train.cpu_threads == 1
+    seq_dirs = ensure_runs(seq, jobs=1)
+    par_dirs = ensure_runs(par + par[:1], jobs=2)  # a repeated config is trained once
+    assert len(par_dirs) == 3 and par_dirs[0] == par_dirs[2]
+    for a, b in zip(seq_dirs, par_dirs):
+        ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+        assert ma["best"]["test"]["mAUC"] == mb["best"]["test"]["mAUC"]
+        assert ma["last"]["test"]["per_class_auc"] == mb["last"]["test"]["per_class_auc"]
+        assert (a / "predictions_test.csv").read_text() == (b / "predictions_test.csv").read_text()
