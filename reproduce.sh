@@ -7,7 +7,7 @@
 #                                      real data (any subset) on GPUs
 #
 # Environment (all optional):
-#   PROFILE=smoke|demo|paper  SPLIT=paper|official|patient  SEEDS="0 1 2"  DEVICE=auto|cpu|cuda
+#   PROFILE=smoke|demo|paper  SPLIT=paper|official|patient|image  SEEDS="0 1 2"  DEVICE=auto|cpu|cuda
 #   NIH_ROOT, RANZCR_ROOT      real datasets as released (see README); without any, phantoms are generated
 #   TCMTD_LIST                 folder with the private TCMTD list files
 #   AUTHORS_LISTS              folder with the authors' split lists (needed by SPLIT=paper on real data)

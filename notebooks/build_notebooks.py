@@ -63,6 +63,7 @@ NOTEBOOKS = {
         md("Trains CTransCNN (the profile's size) on every available dataset, one run per seed; finished runs with "
         "unchanged config and data are reused. Test metrics of the best-validation checkpoint (and the last "
         "epoch), per-class AUC, training curves, ROC curves."),
+        code('sections.prefetch_runs(ctx, "train")  # every run of this notebook, side by side where the CPU allows'),
         code(show_loop("sections.train_section(ctx, ds)")),
         md("### Split effect\nThe same model under a leaky image-level split (the authors' `paper` lists on real data; "
         "on phantoms our `image` split, like the authors' protocol) and the leak-free patient-level split, with how many "
@@ -72,12 +73,14 @@ NOTEBOOKS = {
     "03_ablation": ("Ablation: MMAEF, MBR, IIM", [
         md("The full model, each module switched off, and all three off (= Conformer). The full row is the same run "
         "as notebook 02's and 04's CTransCNN row."),
+        code('sections.prefetch_runs(ctx, "ablation")'),
         code(show_loop("sections.ablation_section(ctx, ds)", 'sections.chest_datasets(ctx, "ablation")')),
     ]),
     "04_sota": ("Comparison with the paper's ten baselines", [
         md("The ten baselines and CTransCNN under one protocol: mean AUC, mAP, CF1, OF1, per-class AUC, the paper's "
         "published mean AUC beside ours (each column labelled with its data), radar chart, ROC curves, "
         "parameters, GFLOPs and training images/s."),
+        code('sections.prefetch_runs(ctx, "sota")'),
         code(show_loop("sections.sota_section(ctx, ds)", 'sections.chest_datasets(ctx, "sota")')),
     ]),
     "05_gradcam": ("Grad-CAM and localisation scores", [

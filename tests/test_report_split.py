@@ -82,11 +82,14 @@ def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkey
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LeakageWarning)
         for split, row in (("image", image), ("patient", patient)):
-            s = load_splits("nih", data_dir / "cxr14-phantom", split)
+            shares = sections.split_settings(split).get("data.fractions")  # image split at the patient shares
+            s = load_splits("nih", data_dir / "cxr14-phantom", split, fractions=shares and tuple(shares))
             train, test = set(s["train"].patient_ids), s["test"].patient_ids
             assert row["test patients in train"] == len(set(test) & train)
             assert row["test images of train patients (%)"] == pytest.approx(100 * np.mean([p in train for p in test]))
     assert patient["test patients in train"] == 0 and image["test patients in train"] > 0
+    assert sections.split_settings("image") == {"data.fractions": [0.7, 0.1, 0.2]} == {
+        "data.fractions": list(sections.PATIENT_FRACTIONS)} and sections.split_settings("patient") == {}
 
     md = Path(f"{stem}.md").read_text()
     assert "image-level, like the authors' protocol" in md and "82.00 ± 2.83" in md and "+11.50" in md
@@ -104,3 +107,18 @@ def test_split_table_covers_one_dataset_in_demo(tmp_path, data_dir):
     assert "runs the split table on 1 dataset(s) only" in (tmp_path / "results" / "skipped.csv").read_text()
     paper = context(tmp_path / "p", tmp_path / "data", profile="paper")
     assert [d.name for d in sections.split_datasets(paper)] == ["cxr14-phantom", "cxr11-phantom"]
+
+
+def test_planned_runs_cover_each_notebook(tmp_path, data_dir):
+    ctx = context(tmp_path, data_dir)
+    n = len(ctx.seeds)
+    train = sections.planned_runs(ctx, "train")
+    got = [(c.data.root.split("/")[-1], c.data.split, c.data.fractions, c.train.seed) for c in train]
+    want = [("cxr14-phantom", "patient", None), ("tongue-phantom", "paper", None),
+            ("cxr14-phantom", "image", (0.7, 0.1, 0.2)), ("cxr14-phantom", "patient", None)]
+    assert got == [w + (seed,) for w in want for seed in ctx.seeds]
+    assert train[0].train.run_name == train[3 * n].train.run_name  # the split table reuses notebook 02's main run
+    assert [c.model.overrides for c in sections.planned_runs(ctx, "ablation")] == [
+        ov for _, ov in sections.ABLATION.values() for _ in range(n)]
+    assert [c.model.name for c in sections.planned_runs(ctx, "sota")] == [m for m in sections.SOTA_MODELS
+                                                                          for _ in range(n)]

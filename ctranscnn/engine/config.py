@@ -49,8 +49,10 @@ class DataConfig:
     dataset: str = "nih"  # ctranscnn.data.load_splits: nih | ranzcr | chestmnist | list
     root: str = ""  # the dataset folder as released
     lists: str = ""  # folder with the authors' split lists (split 'paper')
-    split: str = "paper"  # paper | official | patient
-    split_seed: int = 0  # seed of the patient split
+    split: str = "paper"  # paper | official | patient | image
+    split_seed: int = 0  # seed of the patient / image split
+    # train/val/test shares of the patient or image split (None: the split's default, 70/10/20 or 90/7/3)
+    fractions: tuple[float, float, float] | None = None
     image_size: int = 224  # square resize, bicubic, aspect ratio not kept (the authors' pipeline)
     hflip: bool = True  # random horizontal flip p=0.5 in training: the authors' only augmentation
     num_workers: int = 2
@@ -167,7 +169,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if hint is Any:
         return value
-    if hint is bool:
+    if hint is type(None):
+        if value is None:
+            return None
+    elif hint is bool:
         if isinstance(value, bool):
             return value
     elif hint is int:
@@ -259,6 +264,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.train.cpu_threads >= 0, "train.cpu_threads must be >= 0"),
         (cfg.train.checkpoint_every >= 0, "train.checkpoint_every must be >= 0"),
         (min(cfg.data.limit_train, cfg.data.limit_val, cfg.data.limit_test) >= 0, "data.limit_* must be >= 0"),
+        (cfg.data.fractions is None or (min(cfg.data.fractions) >= 0 and abs(sum(cfg.data.fractions) - 1) < 1e-6),
+         "data.fractions must be three non-negative shares summing to 1"),
         (not re.search(r"[/\\]", cfg.train.run_name), "train.run_name must not contain path separators"),
     ]
     for ok, message in checks:
@@ -269,6 +276,8 @@ def validate(cfg: RunConfig) -> None:
 def to_dict(cfg: RunConfig) -> dict:
     out = dataclasses.asdict(cfg)
     out["optim"]["betas"] = list(cfg.optim.betas)
+    if cfg.data.fractions is not None:
+        out["data"]["fractions"] = list(cfg.data.fractions)
     return out
 
 

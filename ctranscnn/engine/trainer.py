@@ -103,7 +103,7 @@ def load_data(cfg: RunConfig) -> dict[str, LabelledImages]:
     d = cfg.data
     if not d.root:
         raise ConfigError("data.root is empty: set it to the dataset folder (--set data.root=PATH)")
-    splits = load_splits(d.dataset, d.root, d.split, d.lists or None, seed=d.split_seed)
+    splits = load_splits(d.dataset, d.root, d.split, d.lists or None, seed=d.split_seed, fractions=d.fractions)
     limits = {"train": d.limit_train, "val": d.limit_val, "test": d.limit_test}
     for name, limit in limits.items():
         if limit and limit < len(splits[name]):

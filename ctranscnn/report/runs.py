@@ -28,12 +28,13 @@ CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers 
 
 
 def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, split: str,
-               overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """The engine config of one run: the profile's sizes, this dataset, and model overrides (e.g. mmaef=False)."""
+               overrides: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> RunConfig:
+    """The engine config of one run: the profile's sizes, this dataset, model overrides (e.g. mmaef=False) and
+    `extra` engine settings (e.g. data.fractions)."""
     sets: dict[str, Any] = {
         "profile": ctx.profile, "model.name": model, "data.dataset": ds.kind, "data.root": str(ds.root),
         "data.lists": str(ds.lists or ""), "data.split": split, "train.seed": seed, "train.device": ctx.device,
-        "train.out_dir": str(ctx.runs_dir), "train.progress": False,
+        "train.out_dir": str(ctx.runs_dir), "train.progress": False, **(extra or {}),
     }
     sets |= {f"model.overrides.{k}": v for k, v in (overrides or {}).items()}
     cfg = load_config(None, sets)
