@@ -17,15 +17,6 @@ from ctranscnn.models.ctranscnn import token_grid
 from ctranscnn.registry import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared machine: one thread is several times faster than oversubscribed two.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", ["resnet50_mini", "vit_mini", "swin_mini", "convnext_mini", "repvgg_mini"])
 def test_equals_pytorch_grad_cam(name):
     model = create_model(name, num_classes=4).eval()
