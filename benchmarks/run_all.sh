@@ -10,7 +10,6 @@ PY=${PYTHON:-.venv/bin/python}
 uptime
 "$PY" benchmarks/bf16_loss_curve.py
 "$PY" benchmarks/bench_model.py "$@"
-if [[ -f benchmarks/bench_data.py ]]; then
-  "$PY" benchmarks/bench_data.py --images 64 --sizes 64 128 224 --model ctranscnn_tiny
-fi
+"$PY" benchmarks/bench_data.py --images 64 --sizes 64 128 224 --model ctranscnn_tiny \
+    --json results/benchmarks_data.json
 uptime
