@@ -145,7 +145,7 @@ class C2T(nn.Module):
         p = F.linear(self.pooled_tokens(x), wp, self.conv_project.bias)
         if self.iim:
             w1 = self.conv1.weight.flatten(1)
-            bias = torch.addmv(self.conv1.bias, w1, self.conv_project.bias)
+            bias = self.conv1.bias + w1 @ self.conv_project.bias  # matmul, not addmv: ONNX-exportable
             gate = torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias)))
             p = p + F.linear(self.pooled_tokens(gate), self.conv2.weight.flatten(1), self.conv2.bias)
         return p
