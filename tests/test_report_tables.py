@@ -99,3 +99,20 @@ def test_provenance_collect_records_head_commit():
     prov = Provenance.collect("d", "s", "smoke", seeds=[3])
     assert prov.commit.startswith(head) and prov.commit == git_commit()
     assert prov.date.endswith("UTC") and "seeds: 3" in prov.lines()
+
+
+def test_regenerated_outputs_do_not_make_the_checkout_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for rel in ("code.py", "results/t.csv", "figures/f.png"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("v1")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "results" / "t.csv").write_text("v2")  # reproduce.sh rewriting its own outputs
+    (tmp_path / "figures" / "f.png").write_text("v2")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("v2")
+    assert git_commit(tmp_path).endswith("-dirty")

@@ -11,13 +11,15 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit(repo: str | Path = _REPO) -> str:
-    """HEAD commit of `repo`, suffixed "-dirty" when tracked files differ from it; "unknown" outside git."""
+    """HEAD commit of `repo`, suffixed "-dirty" when tracked files other than the regenerated outputs
+    (results/, figures/) differ from it; "unknown" outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                         ":(exclude)figures"))
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return commit + ("-dirty" if dirty else "")
