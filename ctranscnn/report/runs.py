@@ -83,15 +83,11 @@ def ensure_run(cfg: RunConfig) -> Path:
 def parallel_jobs(cfg: RunConfig) -> int:
     """How many runs to train at once: on CPU with a fixed thread count per run, one run per group of cores
     (a run's numbers do not depend on what trains beside it); otherwise one at a time."""
-    if cfg.train.device == "cuda" or cfg.train.cpu_threads < 1:
-        return 1
-    try:
-        import torch
+    import torch
 
-        if cfg.train.device == "auto" and torch.cuda.is_available():
-            return 1
-    except ImportError:
-        pass
+    on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if on_gpu or cfg.train.cpu_threads < 1:
+        return 1
     return max(1, (os.cpu_count() or 1) // cfg.train.cpu_threads)
 
 
