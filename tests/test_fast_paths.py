@@ -161,3 +161,9 @@ def test_bench_cli_json(mode: str, flags: list[str], capsys: pytest.CaptureFixtu
 def test_bench_rejects_bad_arguments() -> None:
     with pytest.raises(SystemExit, match="batch"):
         main(["bench", "--model", "ctranscnn_micro", "--size", "16", "--batch", "2", "--threads", "1"])
+
+
+def test_bench_cuda_graph_needs_cuda() -> None:
+    with pytest.raises(SystemExit, match="cuda_graph needs a CUDA device"):
+        main(["bench", "--model", "ctranscnn_micro", "--size", "32", "--batch", "2", "--threads", "1", "--no-ref",
+              "--warmup", "0", "--repeats", "1", "--cuda-graph"])

@@ -40,6 +40,7 @@ class BenchSpec:
     bf16: bool = False  # torch.autocast('cpu', bfloat16) around forward and loss
     channels_last: bool = False
     compile: bool = False
+    cuda_graph: bool = False  # CUDA only: capture the whole step (forward, loss, backward, AdamW) once, replay it
     ref_same: bool = False  # apply bf16 / channels_last / compile to resnet50 too
     reference: bool = True  # time resnet50 next to the model
     device: str = "cpu"
@@ -79,7 +80,10 @@ def make_step(model: nn.Module, spec: BenchSpec, use_options: bool = True) -> Ca
     model = model.to(device, memory_format=memory_format)
     x = torch.randn(spec.batch, 3, spec.size, spec.size, device=device).contiguous(memory_format=memory_format)
     y = (torch.rand(spec.batch, spec.num_classes, device=device) < 0.2).float()
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    graph = use_options and spec.cuda_graph
+    # a captured graph must not reuse autocast's cast cache across replays
+    autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=not graph)) if bf16
+                else contextlib.nullcontext)
     branches = getattr(model, "forward_head", None)
     forward = (lambda t: branches(model.forward_features(t))) if branches else model
     if use_options and spec.compile:
@@ -91,19 +95,36 @@ def make_step(model: nn.Module, spec: BenchSpec, use_options: bool = True) -> Ca
         def step() -> None:
             with torch.inference_mode(), autocast():
                 forward(x)
-        return step
+        return capture(step, device) if graph else step
 
     model.train()
     loss_fn = build_loss("asl_focal")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, capturable=graph)
 
     def step() -> None:
         with autocast():
             loss = loss_fn(forward(x), y)
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=True)
-    return step
+        opt.zero_grad(set_to_none=not graph)  # a graph keeps its gradient buffers; zeroing them is captured too
+    return capture(step, device) if graph else step
+
+
+def capture(step: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    """`step` captured as one CUDA graph (torch's whole-network capture recipe): three eager steps on a side
+    stream, then one captured step whose replay reruns every kernel without Python or launch overhead."""
+    if device.type != "cuda":
+        raise ValueError("cuda_graph needs a CUDA device")
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
 
 
 def step_flops(step: Callable[[], None]) -> float:
@@ -174,7 +195,7 @@ def measure(spec: BenchSpec) -> dict:
         for key, fn in steps.items():
             times[key].append(timed(fn, spec.device))
     # FLOPs on a batch-2 copy of each step (work is linear in the batch), after the timing and memory reading.
-    counting = BenchSpec(**{**asdict(spec), "batch": 2, "compile": False})
+    counting = BenchSpec(**{**asdict(spec), "batch": 2, "compile": False, "cuda_graph": False})
     flops = step_flops(make_step(build_model(counting), counting)) / 2
     ips = spec.batch / statistics.median(times["model"])
     ref_flops = ref_ips = float("nan")
@@ -186,7 +207,7 @@ def measure(spec: BenchSpec) -> dict:
         peak, peak_how = float("nan"), f"not estimated for {spec.device}"
     result = {
         "model": spec.model, "mode": spec.mode, "size": spec.size, "batch": spec.batch, "threads": threads,
-        "options": {k: getattr(spec, k) for k in ("fast", "bf16", "channels_last", "compile", "ref_same")},
+        "options": {k: getattr(spec, k) for k in ("fast", "bf16", "channels_last", "compile", "cuda_graph", "ref_same")},
         "overrides": list(spec.overrides),
         "images_per_s": ips, "ref_images_per_s": ref_ips, "ratio": ips / ref_ips,
         "step_s": times["model"], "ref_step_s": times.get("ref", []),
@@ -214,6 +235,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the forward (slow first step)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="CUDA: capture the whole training step as one CUDA graph and replay it")
     p.add_argument("--ref-same", action="store_true", help="give resnet50 the same bf16/channels-last/compile")
     p.add_argument("--no-ref", action="store_true", help="skip resnet50 (ratio becomes NaN)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu), e.g. cuda")
@@ -227,7 +250,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = BenchSpec(model=args.model, size=args.size, batch=args.batch, mode=args.mode,
                      num_classes=args.num_classes, fast=args.fast, bf16=args.bf16,
-                     channels_last=args.channels_last, compile=args.compile, ref_same=args.ref_same,
+                     channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph, ref_same=args.ref_same,
                      reference=not args.no_ref, device=args.device,
                      threads=args.threads, warmup=args.warmup, repeats=args.repeats, overrides=tuple(args.set))
     try:
