@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
 
+from ctranscnn.models.c2t_gate import fused_gate_tokens
 from ctranscnn.registry import register_model
 
 ATTENTION_MODES = ("sigmoid_softmax", "softmax")
@@ -43,6 +44,8 @@ class CTransCNNConfig:
     keep_unused_fc: bool = True  # the authors' head carries a never-used Linear(2C -> C)
     # speed switches: same parameters, same numbers up to float rounding (tests/test_fast_paths.py)
     fast_c2t: bool = False  # C2T's 1x1 convs composed and moved after the pooling (exact algebra)
+    # training: C2T gate's BN statistics from its input's moments, sigmoid + pooling fused (c2t_gate.py)
+    fast_c2t_gate: bool = False
     fast_t2c: bool = False  # T2C's projection as a Linear on the tokens
     fast_attention: bool = False  # fused scaled matmul; softmax mode via F.scaled_dot_product_attention
 
@@ -110,9 +113,9 @@ class MBRBlock(nn.Module):
 class C2T(nn.Module):
     """CNN feature map -> tokens (spec §1.4); `iim=False` is Conformer's FCUDown."""
 
-    def __init__(self, c: int, dims: int, down: int, iim: bool = True, fast: bool = False):
+    def __init__(self, c: int, dims: int, down: int, iim: bool = True, fast: bool = False, fused_gate: bool = False):
         super().__init__()
-        self.iim, self.down, self.fast = iim, down, fast
+        self.iim, self.down, self.fast, self.fused_gate = iim, down, fast or fused_gate, fused_gate
         self.conv_project = nn.Conv2d(c, dims, 1)
         if iim:
             self.conv1 = nn.Conv2d(dims, dims, 1)
@@ -146,8 +149,11 @@ class C2T(nn.Module):
         if self.iim:
             w1 = self.conv1.weight.flatten(1)
             bias = self.conv1.bias + w1 @ self.conv_project.bias  # matmul, not addmv: ONNX-exportable
-            gate = torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias)))
-            p = p + F.linear(self.pooled_tokens(gate), self.conv2.weight.flatten(1), self.conv2.bias)
+            if self.fused_gate and self.bn1.training:
+                gate = fused_gate_tokens(x, w1 @ wp, bias, self.bn1, self.down).flatten(2).transpose(1, 2)
+            else:
+                gate = self.pooled_tokens(torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias))))
+            p = p + F.linear(gate, self.conv2.weight.flatten(1), self.conv2.bias)
         return p
 
 
@@ -255,7 +261,7 @@ class IIMBlock(nn.Module):
         self.down = down
         self.cnn_block = MBRBlock(cin, cout, stride, 0.0, residual_conv, **mbr)
         self.fusion_block = MBRBlock(cout, cout, 2 if last_fusion else 1, drop_path, last_fusion, **mbr)
-        self.squeeze_block = C2T(cout // 4, cfg.embed_dims, down, cfg.iim, cfg.fast_c2t)
+        self.squeeze_block = C2T(cout // 4, cfg.embed_dims, down, cfg.iim, cfg.fast_c2t, cfg.fast_c2t_gate)
         self.expand_block = T2C(cfg.embed_dims, cout // 4, down, cfg.iim, cfg.fast_t2c)
         self.trans_block = TransformerLayer(cfg.embed_dims, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias,
                                             drop_path, cfg.mmaef, cfg.attention, cfg.fast_attention)
@@ -398,7 +404,7 @@ PRESETS: dict[str, CTransCNNConfig] = {
 }
 CONFORMER = dict(mmaef=False, mbr=False, iim=False)
 # Every speed switch of CTransCNNConfig; for inference also see ctranscnn.models.fused.fuse_for_inference.
-FAST_SWITCHES = dict(fast_c2t=True, fast_t2c=True, fast_attention=True)
+FAST_SWITCHES = dict(fast_c2t=True, fast_c2t_gate=True, fast_t2c=True, fast_attention=True)
 
 
 def build(preset: str, num_classes: int, **overrides) -> CTransCNN:
