@@ -86,6 +86,74 @@ def fmt_row(label: str, model: str, r: dict, faithful: dict | None) -> str:
             f"| {r['peak_memory_mb']:.0f} | {r['load_avg_before'][0]:.1f} / {r['load_avg_after'][0]:.1f} |")
 
 
+def targets_section(rows: list[dict]) -> list[str]:
+    """Issue 8's CPU targets against this run's ctranscnn_tiny rows at 224 px."""
+    r = {row["label"]: row["result"] for row in rows if row["model"] == "ctranscnn_tiny" and row["result"]["size"] == 224}
+    need = ("train faithful", "train fast", "train fast+channels-last", "train fast+cl+bf16",
+            "train fast+cl+bf16 (resnet50 bf16 too)", "infer faithful", "infer fast", "infer fast+channels-last")
+    if not all(k in r for k in need):
+        return []
+    ratio = lambda k: r[k]["ratio"]  # noqa: E731
+    best_train = max(ratio("train fast"), ratio("train fast+channels-last"))
+    best_infer = max(ratio("infer fast"), ratio("infer fast+channels-last"))
+    yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+    threads = r["train faithful"]["threads"]
+    return ["", f"## Against issue 8's targets ({threads} threads, fp32 resnet50 reference, this run)", "",
+            "| target | measured | met |", "|---|---|---|",
+            f"| fp32 train ratio >= 0.45 (authors' code: 0.36) | faithful {ratio('train faithful'):.3f}; fast "
+            f"{ratio('train fast'):.3f}; fast+channels-last {ratio('train fast+channels-last'):.3f} | "
+            f"{yes(best_train >= 0.45)} |",
+            f"| fp32 inference ratio >= 0.60 (authors' code: 0.40) | faithful {ratio('infer faithful'):.3f}; fast (BN "
+            f"folded) {ratio('infer fast'):.3f}; fast+channels-last {ratio('infer fast+channels-last'):.3f} | "
+            f"{yes(best_infer >= 0.60)} |",
+            f"| bf16 autocast train ratio >= 0.70 | {ratio('train fast+cl+bf16'):.3f} against fp32 resnet50 "
+            f"({ratio('train fast+cl+bf16 (resnet50 bf16 too)'):.3f} against bf16 resnet50) | "
+            f"{yes(ratio('train fast+cl+bf16') >= 0.70)}, against the fp32 reference |",
+            "| data pipeline from cache >= 10x training throughput | see the data loader section | see below |",
+            "| GPU: ctranscnn_tiny at 224, fp32/bf16, +-compile; paper protocol < 5 h | see the GPU section | see below |"]
+
+
+def data_section(path: Path) -> list[str]:
+    """The decode-cache benchmark (benchmarks/bench_data.py) from its JSON."""
+    if not path.is_file():
+        return []
+    d = json.loads(path.read_text())
+    m = d["meta"]
+    out = ["", f"## Data loader: decode cache vs files (benchmarks/bench_data.py, {path.name})", "",
+           f"{m['images']} NIH-like {m['source_px']} px grey PNGs, batch {m['batch_size']}, {m['loader_workers']} "
+           f"loader workers, {m['torch_threads']} torch threads; training = {m['model']} forward + backward + AdamW "
+           "at that size on the same machine, same run.", "",
+           "| size | from files img/s | cache build img/s | from cache img/s | cache / files | training img/s "
+           "| cache / training |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {r['size']} | {r['files_img_s']:,.1f} | {r['cache_build_img_s']:,.1f} | {r['cache_img_s']:,.0f} | "
+            f"{r['cache_vs_files']:,.0f}x | {r['train_img_s']:,.1f} | {r['cache_vs_train']:,.0f}x |" for r in d["rows"]]
+    ok = all(r["cache_vs_train"] >= 10 for r in d["rows"])
+    return out + ["", f"Target (>= 10x the training throughput at every size): {'met' if ok else 'not met'}."]
+
+
+def gpu_section(paths: list[Path]) -> list[str]:
+    """The best GPU rows of benchmarks/gpu_check.py runs (full tables in results/gpu/gpu_check.md)."""
+    runs = {p: json.loads(p.read_text()) for p in paths}
+    rows = [(p, b) for p, r in runs.items() for b in r["bench"]]
+    if not rows:
+        return ["", "## GPU", "", "No GPU run recorded (`python benchmarks/gpu_check.py --out DIR` on a GPU)."]
+    out = ["", "## GPU (benchmarks/gpu_check.py; all rows in results/gpu/gpu_check.md)", "",
+           "ctranscnn_tiny training step at 224 px; 'paper protocol' = 300 epochs x 46,563 images of model compute. "
+           "'fast' rows use the fast switches of their time: "
+           + "; ".join(f"{p.stem}: {', '.join(r.get('fast_switches', ['fast_attention', 'fast_c2t', 'fast_t2c']))}"
+                       for p, r in runs.items()) + ".",
+           "", "| device | configuration | batch | images/s | paper protocol h | run |", "|---|---|---|---|---|---|"]
+    for p, b in sorted(rows, key=lambda pb: -pb[1]["images_per_s"]):
+        out.append(f"| {b['device_name']} | {b['label']} | {b['batch']} | {b['images_per_s']:.0f} | "
+                   f"{b['paper_protocol_hours']:.2f} | {p.stem} |")
+    best32 = max((b for _, b in rows if b["batch"] == 32), key=lambda b: b["images_per_s"], default=None)
+    if best32:
+        out += ["", f"Goal 'paper protocol under 5 h on one H100': at the paper's batch 32 the best measured is "
+                f"{best32['paper_protocol_hours']:.1f} h ({best32['label']}, {best32['device_name']}): "
+                f"{'met' if best32['paper_protocol_hours'] < 5 else 'not met'}; no H100 was measured."]
+    return out
+
+
 def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dict, started: str, finished: str) -> None:
     threads = rows[0]["result"]["threads"] if rows else args.threads
     out = ["# Benchmarks", "",
@@ -111,6 +179,9 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
     faithful = {(row["model"], row["result"]["mode"]): row["result"] for row in rows if row["label"].endswith("faithful")}
     out += [fmt_row(row["label"], row["model"], row["result"], faithful.get((row["model"], row["result"]["mode"])))
             for row in rows]
+    out += targets_section(rows)
+    out += data_section(REPO / "results" / "benchmarks_data.json")
+    out += gpu_section(sorted((REPO / "results" / "gpu").glob("gpu_check_*.json")))
     curve_path = REPO / "results" / "bf16_loss_curve.json"
     if curve_path.is_file():
         c = json.loads(curve_path.read_text())
@@ -125,7 +196,10 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
     out += ["", "## What the configurations are", "",
             "- faithful: the default eager model, operation for operation the authors' computation.",
             "- fast: `FAST_SWITCHES` (ctranscnn/models/ctranscnn.py): `fast_c2t` (C2T's 1x1 convs composed and "
-            "moved after the average pooling: exact algebra, ~1/10 of C2T's work), `fast_t2c` (T2C's projection as a "
+            "moved after the average pooling: exact algebra, ~1/10 of C2T's work), `fast_c2t_gate` (training: the C2T gate's "
+            "BN statistics from its small input's mean and covariance, BN folded into the conv, sigmoid + pooling in one "
+            "autograd Function that recomputes the 384-channel full-resolution map in backward instead of storing it; "
+            "ctranscnn/models/c2t_gate.py), `fast_t2c` (T2C's projection as a "
             "Linear on the tokens), `fast_attention` (scale folded into q, max-free softmax of the sigmoid scores; "
             "`F.scaled_dot_product_attention` in softmax mode). Inference additionally uses `fuse_for_inference` "
             "(ctranscnn/models/fused.py): every BN folded into its conv, MBR's 3x3 conv + 2*BN + 1x1 conv as one "

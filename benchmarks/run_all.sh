@@ -9,7 +9,7 @@ PY=${PYTHON:-.venv/bin/python}
 [[ -x $PY ]] || PY=python
 uptime
 "$PY" benchmarks/bf16_loss_curve.py
-"$PY" benchmarks/bench_model.py "$@"
 "$PY" benchmarks/bench_data.py --images 64 --sizes 64 128 224 --model ctranscnn_tiny \
     --json results/benchmarks_data.json
+"$PY" benchmarks/bench_model.py "$@"  # last: its report includes the data and GPU results
 uptime
