@@ -210,8 +210,11 @@ class Attention(nn.Module):
     def fast_weights_times_v(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if self.mode == "softmax":
             return F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        # sigmoid bounds the logits to (0, 1), so exp cannot overflow: the softmax needs no max pass.
-        e = torch.sigmoid(torch.matmul(q * self.scale, k.transpose(-2, -1))).exp()
+        # sigmoid bounds the logits to (0, 1), so exp cannot overflow: the softmax needs no max pass. In place
+        # where autograd allows (matmul does not keep its output; sigmoid keeps its own, so exp must not overwrite
+        # it when gradients are recorded): B x heads x N x N buffers are the largest the layer writes.
+        e = torch.matmul(q * self.scale, k.transpose(-2, -1)).sigmoid_()
+        e = e.exp_() if not torch.is_grad_enabled() else e.exp()
         return torch.matmul(e, v) / e.sum(dim=-1, keepdim=True)
 
 

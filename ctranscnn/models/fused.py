@@ -91,7 +91,7 @@ class FusedC2T(C2T):
     def tokens_fast(self, x: torch.Tensor) -> torch.Tensor:
         p = F.linear(self.pooled_tokens(x), self.conv_project.weight.flatten(1), self.conv_project.bias)
         if self.iim:
-            gate = self.pooled_tokens(torch.sigmoid(self.gate(x)))
+            gate = self.pooled_tokens(self.gate(x).sigmoid_())  # in place: a B x 384 x H x W map
             p = p + F.linear(gate, self.conv2.weight.flatten(1), self.conv2.bias)
         return p
 
