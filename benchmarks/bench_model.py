@@ -110,7 +110,10 @@ def targets_section(rows: list[dict]) -> list[str]:
             f"({ratio('train fast+cl+bf16 (resnet50 bf16 too)'):.3f} against bf16 resnet50) | "
             f"{yes(ratio('train fast+cl+bf16') >= 0.70)}, against the fp32 reference |",
             "| data pipeline from cache >= 10x training throughput | see the data loader section | see below |",
-            "| GPU: ctranscnn_tiny at 224, fp32/bf16, +-compile; paper protocol < 5 h | see the GPU section | see below |"]
+            "| GPU: ctranscnn_tiny at 224, fp32/bf16, +-compile; paper protocol < 5 h | see the GPU section | see below |",
+            "", "One run's medians. On this shared 2-core VM the same row moves by up to about 10% between runs (other "
+            "tenants, and page faults on fresh large buffers that depend on the allocator's state), so compare rows "
+            "within a run rather than across runs."]
 
 
 def data_section(path: Path) -> list[str]:

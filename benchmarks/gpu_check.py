@@ -3,15 +3,17 @@
   python benchmarks/gpu_check.py --out OUT_DIR [--budget-s 450] [--device cuda]
 
 Writes OUT_DIR/gpu_check.json (updated after every item, so a cut-off run keeps what it measured) and prints a
-table. Items, cheapest and most important first; an item is skipped when the time left is below its estimate:
-1. numerics: the exact fast paths vs the faithful model on this GPU (outputs and gradients, TF32 off);
+table. Items in order of importance (plan_items); one is skipped when the time left is below its estimate:
+1. numerics: the exact fast paths vs the faithful model on this GPU (outputs and gradients, TF32 off), and a
+   CUDA-graph-replayed training step vs eager steps;
 2. training images/s of ctranscnn_tiny at 224 px (`ctranscnn.commands.bench.measure`: forward, the authors'
-   loss, backward, AdamW step on one fixed batch), faithful and fast, fp32 and bf16 autocast, eager and
-   torch.compile, at the paper's batch 32 (and 128), with torchvision resnet50 in the same process for the eager
-   rows; each row's projected model-compute time for the paper protocol (300 epochs x 46,563 images);
-3. end to end: the engine (`python -m ctranscnn train`, paper recipe at 224 px, bf16, 8 loader workers,
-   decode cache) for one epoch on a generated cxr14 phantom in NIH's layout: measured images/s with data
-   loading, projected to the paper protocol; the same with fp16 (GradScaler) for a short epoch.
+   loss, backward, AdamW step on one fixed batch), faithful and fast, fp32 and bf16 autocast, eager, whole-step
+   CUDA graphs and torch.compile, at the paper's batch 32 (and 128), with torchvision resnet50 in the same process
+   for the first eager rows; each row's projected model-compute time for the paper protocol (300 x 46,563 images);
+3. end to end: the engine (`python -m ctranscnn train`, paper recipe at 224 px, 8 loader workers, decode cache)
+   for one epoch on a generated cxr14 phantom in NIH's layout, bf16 deterministic and not, and fp16 (GradScaler)
+   for a short epoch: measured images/s with data loading, projected to the paper protocol.
+`--only WORD ...` keeps the items whose label contains one of the words (e.g. `--only graph nondeterministic`).
 `--device cpu --quick` runs every item at toy sizes (a check of this script, not a measurement).
 `--render RUN.json ... --md FILE` writes the Markdown table of one or more runs' JSON (results/gpu/gpu_check.md).
 """
