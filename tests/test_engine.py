@@ -100,11 +100,13 @@ def test_model_size_resolution():
 
 def test_fast_switch_applies_to_ctranscnn_family_only():
     from ctranscnn.engine.trainer import build_model
+    from ctranscnn.models.ctranscnn import FAST_SWITCHES
 
     cfg = RunConfig()
     cfg.train.fast, cfg.model.size = True, "micro"
     model, name = build_model(cfg, 3)
-    assert name == "ctranscnn_micro" and model.cfg.fast_c2t and model.cfg.fast_t2c and model.cfg.fast_attention
+    assert name == "ctranscnn_micro" and all(getattr(model.cfg, switch) for switch in FAST_SWITCHES)
+    assert set(FAST_SWITCHES) == {"fast_c2t", "fast_c2t_gate", "fast_t2c", "fast_attention"}
     cfg.model.overrides = {"fast_attention": False}  # explicit overrides win
     assert not build_model(cfg, 3)[0].cfg.fast_attention
     cfg.model.name, cfg.model.overrides = "resnet34", {}
