@@ -23,12 +23,14 @@ def folded_gate_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     """(W', b') with BN(conv1x1(x; weight, bias)) = conv1x1(x; W', b') in training mode; updates norm's running
     statistics exactly as its own forward would. weight: D x c, bias: D."""
     n = x.numel() // x.shape[1]
-    xs = x.transpose(0, 1).reshape(x.shape[1], -1)  # c x N (a copy of the small input)
-    mean_x = xs.mean(dim=1)
-    centred = xs - mean_x[:, None]
-    cov = centred @ centred.t() / n  # biased, as BN normalises with the biased variance
-    mean_z = weight @ mean_x + bias
-    var_z = ((weight @ cov) * weight).sum(dim=1)
+    with torch.autocast(x.device.type, enabled=False):  # statistics in fp32 also under autocast, as BN keeps them
+        xs = x.transpose(0, 1).reshape(x.shape[1], -1).float()  # c x N (a copy of the small input)
+        mean_x = xs.mean(dim=1)
+        centred = xs - mean_x[:, None]
+        cov = centred @ centred.t() / n  # biased, as BN normalises with the biased variance
+        weight, bias = weight.float(), bias.float()  # autocast may have produced them in bf16
+        mean_z = weight @ mean_x + bias
+        var_z = ((weight @ cov) * weight).sum(dim=1)
     if norm.track_running_stats:
         with torch.no_grad():
             norm.num_batches_tracked.add_(1)
