@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from gpu_check import EARLY_FAST_SWITCHES  # sibling script: the GPU runs' JSON format
+
 REPO = Path(__file__).resolve().parents[1]
 
 # (label, model, size, batch, mode, flags); the faithful path first in each group, as the baseline.
@@ -143,7 +145,7 @@ def gpu_section(paths: list[Path]) -> list[str]:
     out = ["", "## GPU (benchmarks/gpu_check.py; all rows in results/gpu/gpu_check.md)", "",
            "ctranscnn_tiny training step at 224 px; 'paper protocol' = 300 epochs x 46,563 images of model compute. "
            "'fast' rows use the fast switches of their time: "
-           + "; ".join(f"{p.stem}: {', '.join(r.get('fast_switches', ['fast_attention', 'fast_c2t', 'fast_t2c']))}"
+           + "; ".join(f"{p.stem}: {', '.join(r.get('fast_switches', EARLY_FAST_SWITCHES))}"
                        for p, r in runs.items()) + ".",
            "", "| device | configuration | batch | images/s | paper protocol h | run |", "|---|---|---|---|---|---|"]
     for p, b in sorted(rows, key=lambda pb: -pb[1]["images_per_s"]):

@@ -20,6 +20,7 @@ table. Items in order of importance (plan_items); one is skipped when the time l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -39,7 +40,6 @@ from ctranscnn.models.ctranscnn import FAST_SWITCHES  # noqa: E402
 EARLY_FAST_SWITCHES = ["fast_attention", "fast_c2t", "fast_t2c"]
 
 PAPER_IMAGES = 300 * 46_563  # 300 epochs of the authors' NIH training list
-TARGET_HOURS = 5.0
 
 
 class Budget:
@@ -56,59 +56,59 @@ def save(out: Path, report: dict) -> None:
     tmp.replace(out / "gpu_check.json")
 
 
-def numerics(device: str, size: int, batch: int) -> dict:
-    """Max relative difference of the fast paths against the faithful model (same weights), TF32 off."""
-    from ctranscnn import create_model
-    from ctranscnn.losses import build_loss
-    from ctranscnn.models.ctranscnn import FAST_SWITCHES
-
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+@contextlib.contextmanager
+def strict_fp32():
+    """TF32 off for matmuls and convolutions (the numerics checks compare fp32 paths), restored afterwards."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
-        torch.manual_seed(0)
-        # no drop-path, so both models run the same function
-        ref = create_model("ctranscnn_tiny", 14, drop_path_rate=0.0).to(device).train()
-        fast = create_model("ctranscnn_tiny", 14, drop_path_rate=0.0, **FAST_SWITCHES).to(device).train()
-        fast.load_state_dict(ref.state_dict())
-        x = torch.randn(batch, 3, size, size, device=device)
-        y = (torch.rand(batch, 14, device=device) < 0.2).float()
-        loss_fn = build_loss("asl_focal")
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def twin_models(device: str, size: int, batch: int, switches: tuple[dict, dict]):
+    """Two ctranscnn_tiny in training mode with the same weights (one per switch set, no drop-path, so both
+    compute the same function), one fixed batch (x, y) and the authors' loss."""
+    from ctranscnn import create_model
+    from ctranscnn.losses import build_loss
+
+    torch.manual_seed(0)
+    a, b = (create_model("ctranscnn_tiny", 14, drop_path_rate=0.0, **sw).to(device).train() for sw in switches)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = (torch.rand(batch, 14, device=device) < 0.2).float()
+    return a, b, x, y, build_loss("asl_focal")
+
+
+def numerics(device: str, size: int, batch: int) -> dict:
+    """Max relative difference of the fast paths against the faithful model (same weights), TF32 off."""
+    with strict_fp32():
+        ref, fast, x, y, loss_fn = twin_models(device, size, batch, ({}, FAST_SWITCHES))
         outs = {}
         for name, model in (("faithful", ref), ("fast", fast)):
             branches = model.forward_head(model.forward_features(x))
             loss_fn(branches, y).backward()
-            outs[name] = (torch.cat([b.detach() for b in branches.values()]), model)
+            outs[name] = torch.cat([b.detach() for b in branches.values()])
         rel = lambda a, b, floor=0.0: float((a - b).abs().max() / max(b.abs().max().item(), floor, 1e-30))  # noqa: E731
         # As in tests/test_fast_paths.py: biases right before a train-mode BN have an exactly zero gradient, so
         # each gradient is compared relative to at least 1e-4 of the model's largest gradient.
         pairs = [(n, pf.grad, pr.grad) for (n, pr), pf in zip(ref.named_parameters(), fast.parameters())
                  if pr.grad is not None]
         floor = 1e-4 * max(g.abs().max().item() for _, _, g in pairs)
-        worst = max(((rel(gf, gr, floor), n) for n, gf, gr in pairs))
-        return {"outputs_max_rel": rel(outs["fast"][0], outs["faithful"][0]), "grads_max_rel": worst[0],
+        worst = max((rel(gf, gr, floor), n) for n, gf, gr in pairs)
+        return {"outputs_max_rel": rel(outs["fast"], outs["faithful"]), "grads_max_rel": worst[0],
                 "worst_grad": worst[1], "size": size, "batch": batch, "tf32": False, "tolerance": 1e-5}
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 def graph_numerics(device: str, size: int, batch: int, replays: int = 3) -> dict:
     """A CUDA-graph-replayed training step against eager steps from the same weights (fast paths, fp32, TF32 off,
     no drop-path): max relative difference of every parameter and BN buffer after 3 + `replays` steps
     (`capture` runs three eager warm-up steps before capturing; capturing itself computes nothing)."""
-    from ctranscnn import create_model
     from ctranscnn.commands.bench import capture
-    from ctranscnn.losses import build_loss
-    from ctranscnn.models.ctranscnn import FAST_SWITCHES
 
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        torch.manual_seed(0)
-        models = [create_model("ctranscnn_tiny", 14, drop_path_rate=0.0, **FAST_SWITCHES).to(device) for _ in "ab"]
-        models[1].load_state_dict(models[0].state_dict())
-        x = torch.randn(batch, 3, size, size, device=device)
-        y = (torch.rand(batch, 14, device=device) < 0.2).float()
-        loss_fn = build_loss("asl_focal")
+    with strict_fp32():
+        eager_model, graph_model, x, y, loss_fn = twin_models(device, size, batch, (FAST_SWITCHES, FAST_SWITCHES))
 
         def make(model: torch.nn.Module, graph: bool):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, capturable=graph)
@@ -119,19 +119,17 @@ def graph_numerics(device: str, size: int, batch: int, replays: int = 3) -> dict
                 opt.zero_grad(set_to_none=not graph)
             return step
 
-        eager = make(models[0].train(), False)
+        eager = make(eager_model, False)
         for _ in range(3 + replays):
             eager()
-        replay = capture(make(models[1].train(), True), torch.device(device))
+        replay = capture(make(graph_model, True), torch.device(device))
         for _ in range(replays):
             replay()
         torch.cuda.synchronize(device)
         worst = max((float((b.double() - a.double()).abs().max() / a.double().abs().max().clamp_min(1e-30)), key)
-                    for (key, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values())
+                    for (key, a), b in zip(eager_model.state_dict().items(), graph_model.state_dict().values())
                     if a.is_floating_point())
         return {"state_max_rel": worst[0], "worst": worst[1], "steps": 3 + replays, "size": size, "batch": batch}
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 def plan_items(quick: bool) -> list[tuple[str, dict, float]]:

@@ -250,7 +250,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = BenchSpec(model=args.model, size=args.size, batch=args.batch, mode=args.mode,
                      num_classes=args.num_classes, fast=args.fast, bf16=args.bf16,
-                     channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph, ref_same=args.ref_same,
+                     channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
+                     ref_same=args.ref_same,
                      reference=not args.no_ref, device=args.device,
                      threads=args.threads, warmup=args.warmup, repeats=args.repeats, overrides=tuple(args.set))
     try:
