@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ctranscnn.phantom import generate_cxr11, generate_cxr14, generate_tongue
-from ctranscnn.phantom.common import write_text_atomic
+from ctranscnn.io import atomic_write_text
 
 GENERATORS = {"cxr14": generate_cxr14, "cxr11": generate_cxr11, "tongue": generate_tongue}
 
@@ -42,7 +42,7 @@ def main() -> None:
             "these are lower bounds on speed.", "",
             "| generator | size (px) | images | seconds | images/s |", "|---|---|---|---|---|", *rows, "",
         ])
-        write_text_atomic(args.out, text)
+        atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer
 from timm.models.vision_transformer import VisionTransformer
 
+from ctranscnn.io import save_figure
 from ctranscnn.models.baselines import TimmClassifier
 from ctranscnn.models.ctranscnn import CTransCNN, token_grid
-from ctranscnn.report.figures import save_figure
 
 
 @dataclass(frozen=True)

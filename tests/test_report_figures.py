@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from ctranscnn.io import save_figure  # noqa: E402
 from ctranscnn.report import figures as F  # noqa: E402
 
 CLASSES = ["Atelectasis", "Effusion", "Mass", "Hernia"]
@@ -40,10 +41,10 @@ def _assert_saved(paths: dict) -> None:
 def test_save_figure_png_pdf_deterministic(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
-    first = F.save_figure(fig, tmp_path / "a" / "line")
+    first = save_figure(fig, tmp_path / "a" / "line")
     _assert_saved(first)
     pdf = first["pdf"].read_bytes()
-    F.save_figure(fig, tmp_path / "a" / "line")
+    save_figure(fig, tmp_path / "a" / "line")
     assert first["pdf"].read_bytes() == pdf  # no timestamps: reruns do not churn git
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["line.pdf", "line.png"]
 
@@ -95,4 +96,4 @@ def test_every_plot_saves_non_empty_files(tmp_path):
     # Hernia has no positives: only three per-class curves.
     assert len(figures["roc_classes"].axes[0].get_legend().get_texts()) == 3
     for name, fig in figures.items():
-        _assert_saved(F.save_figure(fig, tmp_path / "fig" / name, dpi=60))
+        _assert_saved(save_figure(fig, tmp_path / "fig" / name, dpi=60))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctranscnn.report.atomic import atomic_path
+from ctranscnn.io import atomic_path
 from ctranscnn.report.provenance import Provenance, git_commit
 from ctranscnn.report.tables import fmt_ci, fmt_mean_sd, read_table, summarise_seeds, write_table
 

@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ctranscnn import phantom
+    from ctranscnn.io import save_figure
 
     if args.size < 16:
         raise SystemExit(f"--size must be >= 16, got {args.size}")
@@ -43,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.dataset}: {args.n} images of {args.size}px in {args.out} "
           f"({seconds:.1f} s, {args.n / seconds:.1f} images/s, {args.workers} workers)")
     if args.figure:
-        for path in phantom.save_figure(phantom.plot_samples(args.out, args.dataset), args.figure):
+        for path in save_figure(phantom.plot_samples(args.out, args.dataset), args.figure, dpi=110, close=True).values():
             print(f"figure: {path}")
     return 0

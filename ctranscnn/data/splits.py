@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,11 +21,11 @@ import pandas as pd
 from ctranscnn.data.chestmnist import read_chestmnist
 from ctranscnn.data.errors import DataError, Problems
 from ctranscnn.data.listfile import SPLITS, ListEntry, find_list_files, read_class_file, read_list_file
-from ctranscnn.data.locate import index_images
+from ctranscnn.data.locate import empty_file, index_images
 from ctranscnn.data.nih import find_file, read_name_list, read_nih
 from ctranscnn.data.ranzcr import read_ranzcr
 from ctranscnn.data.records import LabelledImages
-from ctranscnn.report.atomic import atomic_write_text
+from ctranscnn.io import atomic_write_text, write_json
 
 DATASETS = ("nih", "ranzcr", "chestmnist", "list")
 SPLIT_KINDS = ("paper", "official", "patient", "image")
@@ -177,6 +175,9 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
             if check_files and not path.is_file():
                 problems.add(files[name], f"missing image {e.path!r} (looked for {file_name} under {root})", e.line)
                 continue
+            if check_files and empty_file(path):
+                problems.add(files[name], f"empty image file {path} (0 bytes)", e.line)
+                continue
             keep.append(e)
             paths.append(path)
             if table is not None:
@@ -313,5 +314,5 @@ def save_split_files(splits: dict[str, LabelledImages], out_dir: str | Path) -> 
     for file_name, text in texts.items():
         atomic_write_text(folder / file_name, text)
         digests[file_name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    atomic_write_text(folder / "sha256.json", json.dumps(digests, indent=2) + "\n")
+    write_json(folder / "sha256.json", digests)
     return digests

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing as mp
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,22 +101,6 @@ def encode_image(pixels: np.ndarray, suffix: str) -> bytes:
     else:
         raise ValueError(f"unsupported image suffix {suffix!r}")
     return buf.getvalue()
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
 
 
 def run_pool(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int, chunksize: int = 16) -> Iterator[Any]:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctranscnn.io import atomic_write_bytes, write_csv
 from ctranscnn.phantom.common import (DEVICE, IMAGE, NOISE, PATIENT, PLAN, encode_image, polyline_distance,
-                                      run_pool, sigmoid_edge, spline, stream, write_bytes_atomic)
-from ctranscnn.phantom.nih_stats import write_csv_atomic
+                                      run_pool, sigmoid_edge, spline, stream)
 from ctranscnn.phantom.thorax import Thorax, sample_anatomy, sample_pose
 
 CLASSES = ["ETT - Abnormal", "ETT - Borderline", "ETT - Normal", "NGT - Abnormal", "NGT - Borderline",
@@ -164,7 +164,7 @@ def render_cxr11(seed: int, index: int, patient: int, source: int, labels: np.nd
 def _render_job(job) -> None:
     out, seed, index, patient, source, labels, size, uid = job
     pixels = render_cxr11(seed, index, patient, source, labels, size)
-    write_bytes_atomic(Path(out) / "train" / f"{uid}.jpg", encode_image(pixels, ".jpg"))
+    atomic_write_bytes(Path(out) / "train" / f"{uid}.jpg", encode_image(pixels, ".jpg"))
 
 
 def generate_cxr11(out: Path, n: int, size: int = 128, seed: int = 0, patients: int | None = None,
@@ -180,5 +180,5 @@ def generate_cxr11(out: Path, n: int, size: int = 128, seed: int = 0, patients: 
     for _ in tqdm(run_pool(_render_job, jobs, workers), total=n, disable=not progress, desc="cxr11"):
         pass
     table = plan.rename(columns={"uid": "StudyInstanceUID", "patient_id": "PatientID"})
-    write_csv_atomic(table[["StudyInstanceUID", *CLASSES, "PatientID"]], out / "train.csv")
+    write_csv(table[["StudyInstanceUID", *CLASSES, "PatientID"]], out / "train.csv")
     return plan

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctranscnn.io import atomic_write_bytes, atomic_write_text, write_csv
 from ctranscnn.phantom.common import (ACQUISITION, FINDING_IMAGE, FINDING_PATIENT, IMAGE, NOISE, PATIENT, PLAN, VIEW,
-                                      encode_image, mask_box, run_pool, stream, write_bytes_atomic, write_text_atomic)
+                                      encode_image, mask_box, run_pool, stream)
 from ctranscnn.phantom.findings import DEFAULT_STRENGTH, FINDINGS, combine_mods
-from ctranscnn.phantom.nih_stats import NIH_CLASSES, NO_FINDING, load_tables, write_csv_atomic
+from ctranscnn.phantom.nih_stats import NIH_CLASSES, NO_FINDING, load_tables
 from ctranscnn.phantom.thorax import Modifiers, Thorax, sample_anatomy, sample_pose, shared_pose
 
 MODIFIER_FINDINGS = ("Cardiomegaly", "Emphysema")
@@ -209,7 +210,7 @@ def render_cxr14(seed: int, index: int, patient: int, labels: str, size: int, cf
 def _render_job(job) -> list[tuple]:
     out, seed, index, patient, labels, size, cfg, ap, rel = job
     pixels, boxes = render_cxr14(seed, index, patient, labels, size, cfg, ap)
-    write_bytes_atomic(Path(out) / rel, encode_image(pixels, ".png"))
+    atomic_write_bytes(Path(out) / rel, encode_image(pixels, ".png"))
     return boxes
 
 
@@ -236,10 +237,10 @@ def generate_cxr14(out: Path, n: int, size: int = 128, seed: int = 0, patients: 
         "View Position": plan.view, "OriginalImage[Width": size, "Height]": size,
         "OriginalImagePixelSpacing[x": spacing, "y]": spacing,
     })[DATA_ENTRY_COLUMNS]
-    write_csv_atomic(entry, out / "Data_Entry_2017.csv")
+    write_csv(entry, out / "Data_Entry_2017.csv")
     # NIH's header, verbatim: unquoted commas inside "Bbox [x,y,w,h]" and three empty trailing names
     rows = [f"{name},{label},{x},{y},{w},{h}" for name, label, x, y, w, h in boxes]
-    write_text_atomic(out / "BBox_List_2017.csv", "\n".join(["Image Index,Finding Label,Bbox [x,y,w,h],,,", *rows]) + "\n")
+    atomic_write_text(out / "BBox_List_2017.csv", "\n".join(["Image Index,Finding Label,Bbox [x,y,w,h],,,", *rows]) + "\n")
     for split, name in (("train_val", "train_val_list.txt"), ("test", "test_list.txt")):
-        write_text_atomic(out / name, "\n".join(plan.image_id[plan.split == split]) + "\n")
+        atomic_write_text(out / name, "\n".join(plan.image_id[plan.split == split]) + "\n")
     return plan

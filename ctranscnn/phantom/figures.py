@@ -1,4 +1,5 @@
-"""Sample grids of a written phantom (read back from disk, so the figure shows what loaders see)."""
+"""Sample grids of a written phantom (read back from disk, so the figure shows what loaders see); saving them is
+`ctranscnn.io.save_figure`'s job."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,12 +60,3 @@ def plot_samples(root: Path, dataset: str, n: int = 12, cols: int = 4, seed: int
     fig.tight_layout()
     return fig
 
-
-def save_figure(fig, stem: Path) -> list[Path]:
-    """Save as stem.png (110 dpi) and stem.pdf; returns the paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=110)
-    fig.savefig(paths[1], metadata={"CreationDate": None})
-    return paths

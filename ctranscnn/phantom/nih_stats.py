@@ -15,14 +15,14 @@ Tables (in `ctranscnn/phantom/tables/`):
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ctranscnn.io import write_csv
 
 TABLES = Path(__file__).with_name("tables")
 NO_FINDING = "No Finding"
@@ -82,18 +82,6 @@ def derive(source: Path) -> dict[str, pd.DataFrame]:
     return {"nih_label_combinations": combos, "nih_images_per_patient": per_patient, "nih_scalars": scalars}
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path, **kwargs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        frame.to_csv(tmp, index=False, lineterminator="\n", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class NihTables:
     combos: list[str]
@@ -133,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=TABLES, help="table directory (default: the package's)")
     args = parser.parse_args(argv)
     for name, frame in derive(args.source).items():
-        write_csv_atomic(frame, args.out / f"{name}.csv", float_format="%.6g")
+        write_csv(frame, args.out / f"{name}.csv", float_format="%.6g")
         print(f"wrote {args.out / name}.csv ({len(frame)} rows)")
     return 0
 

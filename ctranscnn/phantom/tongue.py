@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ctranscnn.io import atomic_write_bytes, atomic_write_text
 from ctranscnn.phantom.common import (IMAGE, NOISE, PLAN, encode_image, grid, polyline_distance, run_pool,
-                                      sigmoid_edge, smooth_noise, spline, stream, write_bytes_atomic,
-                                      write_text_atomic)
+                                      sigmoid_edge, smooth_noise, spline, stream)
 
 CLASSES = ["Qixu", "Qiyu", "Shire", "Tanshi", "Tebing", "Xueyu", "Yinxu", "Pinghe", "Yangxu"]
 PINGHE = CLASSES.index("Pinghe")
@@ -126,7 +126,7 @@ def render_tongue(seed: int, index: int, labels: np.ndarray, size: int) -> np.nd
 
 def _render_job(job) -> None:
     out, seed, index, labels, size, rel = job
-    write_bytes_atomic(Path(out) / rel, encode_image(render_tongue(seed, index, labels, size), ".png"))
+    atomic_write_bytes(Path(out) / rel, encode_image(render_tongue(seed, index, labels, size), ".png"))
 
 
 def generate_tongue(out: Path, n: int, size: int = 128, seed: int = 0, workers: int = 2,
@@ -145,6 +145,6 @@ def generate_tongue(out: Path, n: int, size: int = 128, seed: int = 0, workers: 
     splits = {name: sorted(part.tolist()) for name, part in zip(SPLITS, np.split(order, cut))}
     for name, idx in splits.items():
         lines = [f"{rels[i]}\t{','.join(map(str, labels[i]))}" for i in idx]
-        write_text_atomic(out / f"tongue_{name}.txt", "\n".join(lines))  # authors' files: no trailing newline
-    write_text_atomic(out / "multi_label_classes.txt", "\n".join(CLASSES))
+        atomic_write_text(out / f"tongue_{name}.txt", "\n".join(lines))  # authors' files: no trailing newline
+    atomic_write_text(out / "multi_label_classes.txt", "\n".join(CLASSES))
     return splits

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ctranscnn.report.atomic import atomic_write_text
+from ctranscnn.io import atomic_write_text
 from ctranscnn.report.provenance import Provenance
 from ctranscnn.report.tables import read_table, to_markdown, write_table
 

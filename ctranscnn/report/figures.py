@@ -1,4 +1,5 @@
-"""Figures for the notebooks: every figure is saved as PNG (for Markdown/HTML) and PDF (for LaTeX).
+"""Figures for the notebooks: plot functions; each figure is saved as PNG (for Markdown/HTML) and PDF (for LaTeX)
+by `ctranscnn.io.save_figure`.
 
 Plot functions take plain arrays/DataFrames (read from the run folders by the caller) and return a
 matplotlib Figure, so they are testable without a trained model.
@@ -17,24 +18,10 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ctranscnn.report.atomic import atomic_path
+# re-exported until report/context.py imports it from ctranscnn.io (the one save_figure)
+from ctranscnn.io import save_figure  # noqa: F401
 
 FPR_GRID = np.linspace(0.0, 1.0, 201)
-
-
-def save_figure(fig: Figure, path_stem: str | Path, dpi: int = 150, close: bool = False) -> dict[str, Path]:
-    """Write `<stem>.png` and `<stem>.pdf` atomically; returns {'png': path, 'pdf': path}."""
-    stem = Path(path_stem)
-    # No creation date / software stamps, so re-running unchanged code gives byte-identical PDFs.
-    meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}}
-    paths = {}
-    for fmt in ("png", "pdf"):
-        with atomic_path(stem.with_suffix(f".{fmt}")) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta[fmt])
-        paths[fmt] = stem.with_suffix(f".{fmt}")
-    if close:
-        plt.close(fig)
-    return paths
 
 
 def plot_training_curves(

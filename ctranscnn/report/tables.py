@@ -12,7 +12,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ctranscnn.report.atomic import atomic_write_text
+from ctranscnn.io import atomic_write_text
 from ctranscnn.report.provenance import Provenance
 
 NA = "n/a"
