@@ -3,7 +3,7 @@
 Decoding 1024 px PNGs every epoch is the real bottleneck of this task. The cache file is named by a
 hash of (image ids, paths, file sizes and mtimes, decode settings), so it is reused across runs and
 processes and rebuilt when any input changes. Builders take a file lock (concurrent builders wait
-for one another), build under a temporary name and os.replace it into place, so no reader sees a
+for one another) and build it atomically (`ctranscnn.io.atomic_path`), so no reader sees a
 half-written cache and nothing is kept from a failed build.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ctranscnn.data.errors import DataError
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.data.transforms import PreprocessConfig, decode
+from ctranscnn.io import atomic_path
 
 VERSION = 1  # bump when decoding changes so stale caches are not reused
 CHUNK = 64
@@ -73,14 +74,10 @@ def build_cache(
     with _locked(final.with_name(f".{final.name}.lock")):
         if final.is_file():  # another process built it while we waited
             return final
-        tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp.npy")
-        try:
+        with atomic_path(final) as tmp:
             # Grey content (the usual case) is stored once; a colour image forces a 3-channel rebuild.
             if not _fill(records, cfg, tmp, 1, workers):
                 _fill(records, cfg, tmp, 3, workers)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
     return final
 
 
