@@ -62,11 +62,15 @@ def test_chestmnist_download_verifies_the_checksum(tmp_path, monkeypatch, capsys
     from test_data_formats import write_chestmnist
 
     published = write_chestmnist(tmp_path / "published.npz")
-    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, dest: shutil.copy(published, dest))
-    monkeypatch.setitem(chestmnist.RELEASES, 64, ("chestmnist_64.npz", chestmnist.md5sum(published)))
-    assert main(["data", "download", "--dataset", "chestmnist", "--size", "64", "--dest", str(tmp_path / "d")]) == 0
+    from medmnist.info import INFO
+
+    fetched = []
+    monkeypatch.setattr(urllib.request, "urlretrieve", lambda url, dest: fetched.append(url) or shutil.copy(published, dest))
+    monkeypatch.setitem(INFO["chestmnist"], "MD5_64", chestmnist.md5sum(published))
+    assert main(["data", "download", "chestmnist", "--size", "64", "--dest", str(tmp_path / "d")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "d" / "chestmnist_64.npz")
-    monkeypatch.setitem(chestmnist.RELEASES, 128, ("chestmnist_128.npz", "0" * 32))
+    assert fetched == ["https://zenodo.org/records/10519652/files/chestmnist_64.npz?download=1"]  # medmnist's URL
+    monkeypatch.setitem(INFO["chestmnist"], "MD5_128", "0" * 32)
     with pytest.raises(DataError, match="checksum mismatch"):
         chestmnist.download_chestmnist(tmp_path / "e", 128)
     assert not (tmp_path / "e").exists() or not list((tmp_path / "e").iterdir())  # nothing kept

@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--workers", type=int, default=2, help="processes for --decode")
     check.add_argument("--json", action="store_true", help="print a JSON report")
     fetch = sub.add_parser("download", help="download ChestMNIST (MedMNIST .npz, MD5-verified); needs a network")
-    fetch.add_argument("--dataset", required=True, choices=["chestmnist"], help="the one dataset that can be fetched")
-    fetch.add_argument("--size", type=int, default=28, choices=[28, 64, 128, 224])
-    fetch.add_argument("--dest", required=True, help="folder to write the .npz into")
+    fetch.add_argument("dataset", choices=["chestmnist"], help="the one dataset that can be fetched")
+    fetch.add_argument("--size", type=int, default=64, choices=[28, 64, 128, 224], help="image side in px (default 64)")
+    fetch.add_argument("--dest", default="data", help="folder to write the .npz into (default data/)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +89,8 @@ def _try_read(path, read) -> str | None:
         read(path)
     except DataError as e:
         return e.problems[0]
+    except Exception as e:  # e.g. MemoryError on a huge image: one entry in the report, not a lost report
+        return f"{path}: could not decode ({type(e).__name__}: {e})"
     return None
 
 

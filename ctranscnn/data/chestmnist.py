@@ -22,14 +22,33 @@ MEDMNIST_ORDER = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
 ]
-# Zenodo record of MedMNIST v3: size -> (file name, MD5 published by MedMNIST).
-RELEASES = {
-    28: ("chestmnist.npz", "02c8a6516a18b556561a56cbdd36c4a8"),
-    64: ("chestmnist_64.npz", "9de6cd0b934ebb5b7426cfba5efbae16"),
-    128: ("chestmnist_128.npz", "db107e5590b27930b62dbaf558aebee3"),
-    224: ("chestmnist_224.npz", "45bd33e6f06c3e8cdb481c74a89152aa"),
-}
-URL = "https://zenodo.org/records/10519652/files/{name}?download=1"
+SIZES = (28, 64, 128, 224)
+
+
+def release(size: int) -> tuple[str, str, str]:
+    """(file name, URL, MD5) of the ChestMNIST file at `size` px, as the `medmnist` package publishes them."""
+    from medmnist.info import INFO
+
+    if size not in SIZES:
+        raise ValueError(f"ChestMNIST size must be one of {', '.join(map(str, SIZES))}, got {size}")
+    info, suffix = INFO["chestmnist"], "" if size == 28 else f"_{size}"
+    url = info[f"url{suffix}"]
+    return url.split("?")[0].rsplit("/", 1)[-1], url, info[f"MD5{suffix}"]
+
+
+def official_sizes() -> dict[str, int]:
+    """Images per split of MedMNIST's own split (78,468 / 11,219 / 22,433)."""
+    from medmnist.info import INFO
+
+    return dict(INFO["chestmnist"]["n_samples"])
+
+
+def npz_size(path: Path) -> int:
+    """Image side (px) of a ChestMNIST .npz, read from its train images' header (no pixels loaded)."""
+    with np.load(path, mmap_mode="r") as npz:
+        if "train_images" not in npz.files:
+            raise DataError(f"{path}: not a ChestMNIST file (no train_images array)")
+        return int(npz["train_images"].shape[1])
 
 
 def find_npz(root: Path, size: int | None = None) -> Path:
@@ -37,7 +56,7 @@ def find_npz(root: Path, size: int | None = None) -> Path:
     root = Path(root)
     if root.is_file():
         return root
-    names = [RELEASES[size][0]] if size is not None else [name for name, _ in RELEASES.values()]
+    names = [release(s)[0] for s in ((size,) if size is not None else SIZES)]
     found = [root / n for n in names if (root / n).is_file()]
     if len(found) != 1:
         what = "none" if not found else ", ".join(p.name for p in found) + " (choose one with size=)"
@@ -92,18 +111,16 @@ def md5sum(path: Path) -> str:
 
 def download_chestmnist(dest: Path, size: int = 28) -> Path:
     """Fetch the published .npz into `dest` and verify its MD5 (only when the user asks for it)."""
-    if size not in RELEASES:
-        raise ValueError(f"ChestMNIST size must be one of {sorted(RELEASES)}, got {size}")
-    name, md5 = RELEASES[size]
+    name, url, md5 = release(size)
     target = Path(dest) / name
     if target.is_file() and md5sum(target) == md5:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{name}.{os.getpid()}.part")
     try:
-        urllib.request.urlretrieve(URL.format(name=name), tmp)
+        urllib.request.urlretrieve(url, tmp)
         if (got := md5sum(tmp)) != md5:
-            raise DataError(f"{URL.format(name=name)}: checksum mismatch (MD5 {got}, expected {md5}); nothing kept")
+            raise DataError(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); nothing kept")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
