@@ -26,3 +26,11 @@ def index_images(folders: list[Path], problems: Problems, recursive: bool = Fals
                     continue
                 index[name] = path
     return index
+
+
+def empty_file(path: Path) -> bool:
+    """True for an existing zero-byte file (an interrupted copy): found by size, without decoding."""
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return False

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ctranscnn.data.errors import Problems
-from ctranscnn.data.locate import index_images
+from ctranscnn.data.errors import Problems, bomb_message
+from ctranscnn.data.locate import empty_file, index_images
 from ctranscnn.data.records import LabelledImages
 
 # The authors' class order (alphabetical; their add72_chest14_classes.txt).
@@ -66,6 +66,9 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
         if check_files and name not in index:
             problems.add(csv_path, f"missing image {name!r}: not found in {root}/images_*/images, {root}/images or {root}", line)
             continue
+        if check_files and empty_file(index[name]):
+            problems.add(csv_path, f"empty image file {index[name]} (0 bytes)", line)
+            continue
         seen[name] = line
         vector[[column[f] for f in findings.split("|") if f in column]] = 1
         ids.append(name)
@@ -106,6 +109,8 @@ def read_boxes(root: Path, paths: dict[str, Path], problems: Problems) -> pd.Dat
                 rows.append((name, label, x, y, w, h, *image_size(paths.get(name))))
             except OSError as e:  # PIL's UnidentifiedImageError is an OSError
                 problems.add(box_path, f"image of box {name!r} is unreadable or corrupt ({e})", line)
+            except Image.DecompressionBombError as e:
+                problems.add(box_path, f"image of box {name!r}: {bomb_message(e)}", line)
     return pd.DataFrame(rows, columns=["image_id", "label", "x", "y", "w", "h", "orig_w", "orig_h"])
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ctranscnn.data.errors import Problems
+from ctranscnn.data.locate import empty_file
 from ctranscnn.data.records import LabelledImages
 
 # The authors' class names and order (chest_x-rays11_multi_label_classes.txt) -> RANZCR's column names.
@@ -51,6 +52,9 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
         path = root / "train" / f"{uid}.jpg"
         if check_files and not path.is_file():
             problems.add(csv_path, f"missing image {path}", line)
+            continue
+        if check_files and empty_file(path):
+            problems.add(csv_path, f"empty image file {path} (0 bytes)", line)
             continue
         seen[uid] = line
         ids.append(f"{uid}.jpg")

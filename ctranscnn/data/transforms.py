@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ctranscnn.data.errors import DataError
+from ctranscnn.data.errors import DataError, bomb_message
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -102,8 +102,11 @@ def read_image(path: Path, sixteen_bit: str = "shift") -> np.ndarray:
             return to_uint8(im, sixteen_bit)
     except FileNotFoundError:
         raise DataError(f"{path}: missing image") from None
+    except Image.DecompressionBombError as e:  # not an OSError: Pillow's guard against decompression bombs
+        raise DataError(f"{path}: {bomb_message(e)}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: unreadable or corrupt image ({e})") from None
+        empty = Path(path).is_file() and Path(path).stat().st_size == 0
+        raise DataError(f"{path}: unreadable or corrupt image ({'empty file: 0 bytes' if empty else e})") from None
 
 
 def resize(a: np.ndarray, hw: tuple[int, int], resample: str) -> np.ndarray:
