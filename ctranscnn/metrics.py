@@ -22,6 +22,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 POLICIES = ("skip", "fifty")
+# The paper's eight summary metrics, in its table order: the one list run files, reports and tables use.
+METRIC_COLUMNS = ("mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
 
 
 def _check(y_true, y_score, single_class: str = "skip") -> tuple[np.ndarray, np.ndarray]:
