@@ -126,36 +126,110 @@ def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.divide(u, pairs, out=np.full(len(w), np.nan), where=pairs > 0)
 
 
-def bootstrap_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 single_class: str = "skip") -> dict:
-    """Percentile (1 - alpha) CIs (percent) of the mean AUC and each per-class AUC, resampling images.
+def _weighted_ap(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AP (fraction) of one class under R weightings w (R x N) of its samples, ties as one step; NaN without
+    positive weight. Equals `average_precision` on the sample repeated w times (a repeat ties with itself)."""
+    order = np.argsort(-s, kind="stable")
+    s, y, w = s[order], y[order].astype(bool), w[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    tp = np.add.reduceat(np.where(y, w, 0), starts, axis=1)
+    cum_tp, cum_all = np.cumsum(tp, axis=1), np.cumsum(np.add.reduceat(w, starts, axis=1), axis=1)
+    precision = np.divide(cum_tp, cum_all, out=np.zeros_like(cum_tp), where=cum_all > 0)
+    n_pos = cum_tp[:, -1]
+    return np.divide(np.sum(tp * precision, axis=1), n_pos, out=np.full(len(w), np.nan), where=n_pos > 0)
 
-    A resample in which a class has one label value counts per policy: 'skip' leaves it out of that
-    resample's mean and of the class's CI; 'fifty' scores it 50. A class single-valued in the full
-    set stays NaN (skip) or 50 (fifty). Resamples are drawn as per-image counts (one bincount), so the
-    AUCs of all resamples come from one sort per class.
+
+def bootstrap_strata(y_true: np.ndarray) -> np.ndarray:
+    """Stratum of each image for `bootstrap_counts`: the class whose rarer label value (positive, or negative
+    for a class with more positives than negatives) it holds, rarest such class first; C for an image holding
+    no rare value. Every image of stratum k holds k's rarer value, so a resample that keeps the stratum's size
+    keeps that value."""
+    n, c = y_true.shape
+    pos = y_true.sum(0)
+    rare_value = (pos <= n - pos).astype(y_true.dtype)
+    rare_count = np.minimum(pos, n - pos)
+    holds = ((y_true == rare_value) & (rare_count > 0))[:, order := np.argsort(rare_count, kind="stable")]
+    return np.where(holds.any(1), order[holds.argmax(1)], c)
+
+
+MAX_ROUNDS = 100  # rejection rounds of n_boot draws each; a valid resample is almost never rejected
+
+
+def bootstrap_counts(y_true, n_boot: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """n_boot x N draw counts per image of a stratified bootstrap that keeps every class scorable.
+
+    Images are resampled with replacement within the strata of `bootstrap_strata` (stratum sizes fixed), and a
+    resample in which a class loses a label value it has on the full set (its only positive, say) is drawn
+    again. So every resample scores the same classes as the point estimate, and its mean AUC / mAP averages
+    the same set: the CI describes the reported number. For one class this is resampling positives and
+    negatives separately (the design of DeLong's variance). Raises ValueError if MAX_ROUNDS rounds cannot
+    supply n_boot resamples.
     """
+    y_true = np.asarray(y_true).astype(np.int64)
+    n = len(y_true)
+    rng = np.random.default_rng(seed)
+    strata = bootstrap_strata(y_true)
+    members = np.argsort(strata, kind="stable")  # images grouped by stratum
+    sizes = np.bincount(strata)
+    size, start = sizes[strata[members]], (np.cumsum(sizes) - sizes)[strata[members]]
+    pos = y_true.sum(0)
+    kept, have = [], 0
+    for _ in range(MAX_ROUNDS):
+        draws = members[start + rng.integers(0, size, size=(n_boot, n))] + n * np.arange(n_boot)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+        drawn_pos = counts @ y_true
+        ok = (((drawn_pos > 0) | (pos == 0)) & ((drawn_pos < n) | (pos == n))).all(1)
+        kept.append(counts[ok])
+        have += int(ok.sum())
+        if have >= n_boot:
+            return np.concatenate(kept)[:n_boot]
+    raise ValueError(f"bootstrap: {MAX_ROUNDS} rounds gave {have} of {n_boot} resamples that keep every class's "
+                     f"label values (class positives {pos.tolist()} of {n} images)")
+
+
+def resampled_metrics(y_true, y_score, counts: np.ndarray, single_class: str = "skip") -> dict[str, np.ndarray]:
+    """Per-resample metrics (percent) for the draw counts of `bootstrap_counts`: 'mAUC' and 'mAP' (R,),
+    'per_class_auc' and 'per_class_ap' (R x C, NaN where undefined). The means cover the classes the point
+    estimate covers (`compute_metrics`, same policy)."""
     y_true, y_score = _check(y_true, y_score, single_class)
     n, c = y_true.shape
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
-    counts = np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
-    aucs = np.stack([_weighted_auc(y_true[:, k], y_score[:, k], counts) for k in range(c)], axis=1)
+    auc = np.stack([_weighted_auc(y_true[:, k], y_score[:, k], counts) for k in range(c)], axis=1)
+    ap = np.stack([_weighted_ap(y_true[:, k], y_score[:, k], counts) for k in range(c)], axis=1)
+    pos = y_true.sum(0)
     if single_class == "fifty":
-        aucs = np.nan_to_num(aucs, nan=0.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN classes give NaN CIs on purpose
-        mean = np.nanmean(aucs, axis=1)
-        q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-        per_class = np.nanpercentile(aucs, q, axis=0).T
-        mean_ci = np.nanpercentile(mean, q)
+        auc, ap = np.where((pos == 0) | (pos == n), 0.5, auc), np.where(pos == 0, 0.0, ap)
+    scored, with_pos = (pos > 0) & (pos < n), pos > 0
+    nan = np.full(len(counts), np.nan)
     return {
-        "mAUC": (100 * mean_ci).tolist(),
-        "per_class_auc": (100 * per_class).tolist(),
-        "n_boot": n_boot,
-        "alpha": alpha,
-        "single_class": single_class,
+        "mAUC": 100 * (auc[:, scored].mean(1) if single_class == "skip" and scored.any() else
+                       auc.mean(1) if single_class == "fifty" else nan),
+        "mAP": 100 * (ap[:, with_pos].mean(1) if single_class == "skip" and with_pos.any() else
+                      ap.mean(1) if single_class == "fifty" else nan),
+        "per_class_auc": 100 * auc,
+        "per_class_ap": 100 * ap,
     }
+
+
+def bootstrap_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                 single_class: str = "skip") -> dict:
+    """Percentile (1 - alpha) CIs (percent) of the mean AUC, the mAP and each per-class AUC, resampling images
+    with `bootstrap_counts` (stratified; every resample scores the classes the point estimate scores). A class
+    single-valued on the full set stays NaN (skip) or 50 (fifty)."""
+    y_true, y_score = _check(y_true, y_score, single_class)
+    r = resampled_metrics(y_true, y_score, bootstrap_counts(y_true, n_boot, seed), single_class)
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN classes (and means) give NaN CIs on purpose
+        per_class = np.nanpercentile(r["per_class_auc"], q, axis=0).T
+        return {
+            "mAUC": np.nanpercentile(r["mAUC"], q).tolist(),
+            "mAP": np.nanpercentile(r["mAP"], q).tolist(),
+            "per_class_auc": per_class.tolist(),
+            "n_boot": n_boot,
+            "alpha": alpha,
+            "single_class": single_class,
+            "resampling": "stratified by each class's rarer label value; every class keeps its label values",
+        }
 
 
 def tune_thresholds(y_true, y_score) -> np.ndarray:

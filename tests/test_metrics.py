@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from ctranscnn.metrics import _weighted_auc, bootstrap_ci, compute_metrics, tune_thresholds
+from ctranscnn.metrics import (_weighted_ap, _weighted_auc, bootstrap_ci, bootstrap_counts, bootstrap_strata,
+                               compute_metrics, resampled_metrics, tune_thresholds)
 
 
 def make(n=200, c=6, seed=0, decimals=None):
@@ -114,25 +115,86 @@ def test_weighted_auc_equals_sklearn_with_sample_weight():
     assert np.isnan(_weighted_auc(np.zeros(4, int), np.arange(4.0), np.ones((1, 4))))[0]
 
 
+def test_weighted_ap_equals_sklearn_with_sample_weight():
+    y, s = make(n=80, c=1, seed=6, decimals=1)  # heavy ties
+    w = np.random.default_rng(6).integers(0, 4, size=(5, 80)).astype(float)
+    got = _weighted_ap(y[:, 0], s[:, 0], w)
+    want = [average_precision_score(y[:, 0], s[:, 0], sample_weight=row) for row in w]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # integer weights = the sample repeated: the package's own AP on the expanded arrays
+    idx = np.repeat(np.arange(80), w[0].astype(int))
+    assert got[0] == pytest.approx(compute_metrics(y[idx], s[idx])["per_class_ap"][0] / 100, rel=1e-12)
+    assert np.isnan(_weighted_ap(np.zeros(4, int), np.arange(4.0), np.ones((1, 4))))[0]
+
+
+def test_bootstrap_counts_keep_strata_and_label_values():
+    y, _ = make(n=120, c=4, seed=7)
+    y[:, 3] = 0
+    y[5, 3] = 1  # one positive
+    y[:, 2] = 1
+    y[9, 2] = 0  # one negative
+    strata = bootstrap_strata(y)
+    assert strata[5] == 3 and strata[9] == 2  # each lone value is its own stratum
+    counts = bootstrap_counts(y, 200, seed=3)
+    assert counts.shape == (200, 120) and (counts.sum(1) == 120).all()
+    for k in np.unique(strata):  # stratum sizes are fixed
+        assert (counts[:, strata == k].sum(1) == (strata == k).sum()).all()
+    pos = counts @ y
+    assert ((pos > 0) & (pos < 120)).all()  # every class keeps both label values
+    assert (counts[:, 5] == 1).all() and (counts[:, 9] == 1).all()
+    assert (counts == bootstrap_counts(y, 200, seed=3)).all() and (counts != bootstrap_counts(y, 200, seed=4)).any()
+    # a stratum of 80 images: each image is drawn ~ Binomial(80, 1/80) times, mean 1 (plain bootstrap inside)
+    big = counts[:, strata == np.bincount(strata).argmax()]
+    assert big.mean() == pytest.approx(1.0) and 0.8 < big.var() < 1.2
+
+
+def test_resampled_metrics_equal_sklearn_on_each_resample():
+    y, s = make(n=60, c=3, seed=8, decimals=2)
+    y[:, 2] = 0  # no positives: out of both means under skip, 50 / 0 under fifty
+    counts = bootstrap_counts(y, 20, seed=0)
+    for policy in ("skip", "fifty"):
+        r = resampled_metrics(y, s, counts, policy)
+        for b, row in enumerate(counts):
+            idx = np.repeat(np.arange(60), row.astype(int))
+            want = compute_metrics(y[idx], s[idx], single_class=policy)
+            assert r["mAUC"][b] == pytest.approx(100 * np.mean(
+                [roc_auc_score(y[idx, k], s[idx, k]) for k in (0, 1)] + ([0.5] if policy == "fifty" else [])))
+            assert r["mAP"][b] == pytest.approx(want["mAP"], rel=1e-12)
+            assert r["mAUC"][b] == pytest.approx(want["mAUC"], rel=1e-12)
+
+
 def test_bootstrap_ci():
     y, s = make(n=300, c=5, seed=4)
-    y[:, 4] = 0
-    y[7, 4] = 1  # one positive: many resamples have none
     point = compute_metrics(y, s)
     ci = bootstrap_ci(y, s, n_boot=300, seed=1)
-    lo, hi = ci["mAUC"]
-    assert lo < point["mAUC"] < hi and hi - lo < 10
+    for key in ("mAUC", "mAP"):
+        lo, hi = ci[key]
+        assert lo < point[key] < hi and hi - lo < 10
     for (lo, hi), p in zip(ci["per_class_auc"], point["per_class_auc"]):
         assert lo <= p <= hi
     assert ci == bootstrap_ci(y, s, n_boot=300, seed=1)
     assert ci["mAUC"] != bootstrap_ci(y, s, n_boot=300, seed=2)["mAUC"]
-    # the rare class: 'fifty' mixes AUC 50 into its resamples, so its lower bound drops to 50
-    fifty = bootstrap_ci(y, s, n_boot=300, seed=1, single_class="fifty")
-    assert fifty["per_class_auc"][4][0] == pytest.approx(50.0)
-    assert ci["per_class_auc"][4][0] > 50.0 or point["per_class_auc"][4] <= 50.0
     y[:, 4] = 0  # never defined: NaN under skip, 50 under fifty
     assert np.isnan(bootstrap_ci(y, s, n_boot=50)["per_class_auc"][4]).all()
     assert bootstrap_ci(y, s, n_boot=50, single_class="fifty")["per_class_auc"][4] == [50.0, 50.0]
+
+
+@pytest.mark.parametrize("policy", ["skip", "fifty"])
+def test_bootstrap_ci_centred_with_a_single_positive_class(policy):
+    """Issue 13 item 5: a class with one test positive (scored low, AUC ~2) must stay in every resample's mean.
+    Before the fix, the ~37% of resamples without that positive dropped it (skip) or scored it 50 (fifty), and the
+    CI was skewed ([66.5, 86.3] around 68.2). Tolerance: the CI's midpoint within 15% of its width of the point."""
+    y, s = make(n=300, c=5, seed=4)
+    y[:, 4] = 0
+    y[7, 4] = 1
+    s[7, 4] = 0.05
+    point = compute_metrics(y, s, single_class=policy)
+    assert point["per_class_auc"][4] < 5
+    for key in ("mAUC", "mAP"):
+        lo, hi = bootstrap_ci(y, s, n_boot=300, seed=1, single_class=policy)[key]
+        assert lo < point[key] < hi
+        assert abs((lo + hi) / 2 - point[key]) < 0.15 * (hi - lo), (key, lo, point[key], hi)
+        assert hi - lo < 10
 
 
 def test_tune_thresholds():
