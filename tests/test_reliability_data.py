@@ -7,6 +7,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ctranscnn.cli import main
@@ -82,3 +83,34 @@ def test_zero_byte_image_is_found_without_decoding(tmp_path, dataset, capsys):
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert code == 1 and len(problems) == 1
     assert problems[0].split(": ", 1)[0].endswith(where) and f"empty image file {empty} (0 bytes)" in problems[0]
+
+
+@pytest.mark.parametrize("dataset", ["nih", "ranzcr"])
+def test_blank_patient_id_is_an_error_naming_the_line(tmp_path, dataset):
+    if dataset == "nih":
+        root = write_nih(tmp_path / "nih")
+        csv, column, line = root / "Data_Entry_2017_v2020.csv", "Patient ID", 5
+    else:
+        root = write_ranzcr(tmp_path / "ranzcr")
+        csv, column, line = root / "train.csv", "PatientID", 3
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    table.loc[line - 2, column] = "  "
+    table.to_csv(csv, index=False)
+    with pytest.raises(DataError) as e:
+        load_splits(dataset, root, split="patient", fractions=(0.5, 0.25, 0.25))
+    assert e.value.problems == [f"{csv}:{line}: blank {column} for {table.iloc[line - 2, 0]!r}"]
+
+
+def test_leakage_warning_shows_no_source_line(tmp_path):
+    from test_data_formats import nih_paper_lists
+
+    root, lists = write_nih(tmp_path / "nih"), nih_paper_lists(tmp_path / "chest14")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_splits("nih", root, lists=lists)
+    [w] = caught
+    assert w.category is LeakageWarning
+    # exactly what Python's default handler prints to stderr: no line of this package's source under it
+    shown = warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+    assert shown == f"{lists}:0: LeakageWarning: {w.message}\n"
+    assert shown.count("\n") == 1 and "load_splits" not in shown and ".py" not in shown

@@ -63,6 +63,9 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
         if name in seen:
             problems.add(csv_path, f"duplicate image id {name!r} (first on line {seen[name]})", line)
             continue
+        if not patient.strip():  # else all such images would be pooled into one patient by the splits
+            problems.add(csv_path, f"blank Patient ID for {name!r}", line)
+            continue
         if check_files and name not in index:
             problems.add(csv_path, f"missing image {name!r}: not found in {root}/images_*/images, {root}/images or {root}", line)
             continue

@@ -49,6 +49,9 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
         if uid in seen:
             problems.add(csv_path, f"duplicate image id {uid!r} (first on line {seen[uid]})", line)
             continue
+        if not patient.strip():  # else all such images would be pooled into one patient by the splits
+            problems.add(csv_path, f"blank PatientID for {uid!r}", line)
+            continue
         path = root / "train" / f"{uid}.jpg"
         if check_files and not path.is_file():
             problems.add(csv_path, f"missing image {path}", line)

@@ -101,7 +101,11 @@ def load_splits(
             problems.add(f"{dataset}/{name}", "empty split: no images")
     problems.raise_if_any()
     if split in LEAKY:
-        warnings.warn(LeakageWarning(_leak_message(dataset, split, leakage_report(splits))), stacklevel=2)
+        # Located at the dataset (line 0: no source line to show), not at a line of this package: the
+        # default formatting would otherwise print the calling source line under the message.
+        where = str(lists if split == "paper" and lists is not None else root)
+        warnings.warn_explicit(LeakageWarning(_leak_message(dataset, split, leakage_report(splits))), LeakageWarning,
+                               where, 0)
     return splits
 
 

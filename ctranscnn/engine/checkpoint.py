@@ -7,14 +7,14 @@ They load with torch.load(weights_only=True): tensors and plain containers only.
 """
 from __future__ import annotations
 
-import json
+import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ctranscnn.report.atomic import atomic_path, atomic_write_text
+from ctranscnn.io import atomic_path, write_json
 
 FORMAT = "ctranscnn-run-checkpoint/1"
 
@@ -46,14 +46,34 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     # A small readable sidecar: where the run stands, without loading the checkpoint.
     state = payload.get("state", {})
     info = {k: state.get(k) for k in ("step", "epochs_done", "best_epoch", "best_val_mauc", "finished")}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
+    write_json(path.with_suffix(".json"), info)  # best_val_mauc is -inf before a finite AUC: written as null
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that exists but cannot be used (damaged, or not a run checkpoint)."""
+
+
+# What to do about a damaged checkpoint: the two files of a run are independent copies of its state.
+ADVICE = ("last.pt and best.pt are independent: use the other one (--checkpoint best|last for evaluate, predict "
+          "and export-onnx) or restore this file from a copy; resuming needs an intact last.pt, so without one "
+          "restart the run (train --resume RUN_DIR --restart)")
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint at `path`; FileNotFoundError if absent, CheckpointError naming the file if unusable."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
+    # What torch.load raises on a truncated or overwritten file varies with where the damage is.
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"{path}: damaged or truncated checkpoint ({path.stat().st_size:,} bytes; {reason}). "
+                              f"{ADVICE}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a ctranscnn run checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else '?'})")
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a ctranscnn run checkpoint (format {found!r}, expected {FORMAT!r})")
     return ckpt
