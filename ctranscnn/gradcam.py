@@ -154,18 +154,18 @@ def _label_text(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
-def gradcam_figure(
+def plot_gradcam(
     images: torch.Tensor,
     labels: np.ndarray,
     models: dict[str, nn.Module],
     classes: Sequence[str],
-    path_stem: str | Path,
     display: Sequence[np.ndarray] | None = None,
     thr: float = 0.5,
-) -> dict[str, Path]:
+) -> plt.Figure:
     """The paper-style figure: one row per image (image with its true labels), one column per model with its
-    predicted labels (probability >= thr) and its fused Grad-CAM for the explained label: the model's
-    highest-scoring true label (its highest-scoring label when the image has none). Saves PNG + PDF.
+    fused Grad-CAM for the explained label (the model's highest-scoring true label, its highest-scoring label
+    when the image has none), that label's predicted probability, and its predicted labels (probability >= thr).
+    Drawn at the width of a two-column page (7.16 in) with 6 pt text and the map's colour scale.
 
     images: B x 3 x H x W model input; labels: B x C multi-hot; display: optional B images (H x W or H x W x 3)
     to draw under the maps, else each input is min-max scaled for display.
@@ -176,10 +176,13 @@ def gradcam_figure(
     if display is None:
         display = [_scale(x[None].mean(dim=1, keepdim=True))[0, 0].cpu().numpy() for x in images]
     n, m = len(images), len(models)
-    fig, axes = plt.subplots(n, m + 1, figsize=(2.6 * (m + 1), 3.3 * n), squeeze=False)
+    side = 7.16 / (m + 1.4)  # room for the colour bar
+    fig, axes = plt.subplots(n, m + 1, figsize=(7.16, (side + 0.45) * n), squeeze=False, layout="constrained")
     for r in range(n):
         axes[r, 0].imshow(display[r], cmap="gray")
-        axes[r, 0].set_title("true: " + _label_text([classes[k] for k in np.flatnonzero(labels[r])]), fontsize=7)
+        axes[r, 0].set_title("input\ntrue: " + _label_text([classes[k] for k in np.flatnonzero(labels[r])]),
+                             fontsize=6)
+    overlay = None
     for c, (name, model) in enumerate(models.items(), start=1):
         model.eval()
         with torch.no_grad():
@@ -190,10 +193,28 @@ def gradcam_figure(
         for r in range(n):
             ax = axes[r, c]
             ax.imshow(display[r], cmap="gray")
-            ax.imshow(maps[r], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            predicted = [classes[k] for k in np.flatnonzero(prob[r] >= thr)]
-            ax.set_title(f"{name}\npred: {_label_text(predicted)}\nmap: {classes[explained[r]]}", fontsize=7)
+            overlay = ax.imshow(maps[r], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            k = explained[r]
+            predicted = [classes[j] for j in np.flatnonzero(prob[r] >= thr)]
+            ax.set_title(f"{name}\nmap: {classes[k]} (p={prob[r, k]:.2f})\npred: {_label_text(predicted)}",
+                         fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    return save_figure(fig, path_stem, close=True)
+    if overlay is not None:
+        bar = fig.colorbar(overlay, ax=axes, shrink=0.8, aspect=30, pad=0.02)
+        bar.set_label("Grad-CAM (scaled to [0, 1] per image)", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
+    return fig
+
+
+def gradcam_figure(
+    images: torch.Tensor,
+    labels: np.ndarray,
+    models: dict[str, nn.Module],
+    classes: Sequence[str],
+    path_stem: str | Path,
+    display: Sequence[np.ndarray] | None = None,
+    thr: float = 0.5,
+) -> dict[str, Path]:
+    """`plot_gradcam`, saved as `<path_stem>.png` and `.pdf`."""
+    return save_figure(plot_gradcam(images, labels, models, classes, display, thr), path_stem, close=True)

@@ -11,7 +11,7 @@ from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ctranscnn.gradcam import cam_layers, gradcam_figure, gradcam_maps
+from ctranscnn.gradcam import cam_layers, gradcam_figure, gradcam_maps, plot_gradcam
 from ctranscnn.localization import box_mask, localise, summarise
 from ctranscnn.models.ctranscnn import token_grid
 from ctranscnn.registry import create_model
@@ -120,3 +120,28 @@ def test_figure_writes_png_and_pdf(tmp_path):
     assert paths["pdf"].read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match="labels"):
         gradcam_figure(x, labels[:, :2], models, classes, tmp_path / "bad")
+
+
+def test_figure_panels_name_model_label_probability_and_show_the_colour_scale():
+    import matplotlib.pyplot as plt
+
+    classes = ["a", "b", "c"]
+    models = {name: create_model(name, num_classes=3).eval() for name in ("resnet50_mini", "ctranscnn_micro")}
+    x = torch.randn(2, 3, 64, 64)
+    labels = np.array([[1, 0, 1], [0, 0, 0]])
+    fig = plot_gradcam(x, labels, models, classes)
+    assert fig.get_figwidth() == pytest.approx(7.16)  # two-column page width
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and "Grad-CAM" in bars[0].get_ylabel()
+    panels = np.array([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]).reshape(2, 3)
+    assert panels[0, 0].get_title().endswith("true: a, c") and panels[1, 0].get_title().endswith("true: none")
+    for c, (name, model) in enumerate(models.items(), start=1):
+        with torch.no_grad():
+            prob = torch.sigmoid(model(x)).numpy()
+        # Row 0 explains its higher-scoring true label, row 1 (no labels) its highest-scoring label.
+        explained = [max((0, 2), key=lambda k: prob[0, k]), int(prob[1].argmax())]
+        for r, k in enumerate(explained):
+            title = panels[r, c].get_title()
+            assert title.startswith(name) and f"map: {classes[k]} (p={prob[r, k]:.2f})" in title
+            assert all(t.get_fontsize() >= 6 for t in (panels[r, c].title,))
+    plt.close(fig)
