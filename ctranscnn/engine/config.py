@@ -153,11 +153,28 @@ class ConfigError(ValueError):
     pass
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a key given twice in one mapping is an error (SafeLoader keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            # Keys brought in by a `<<` merge may be overridden; only the mapping's own keys must be unique.
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, mark = self.construct_object(key_node), key_node.start_mark
+            if key in first:
+                raise ConfigError(f"{mark.name}:{mark.line + 1}: duplicate key {key!r} (first on line {first[key]})")
+            first[key] = mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and path != "model.overrides" and not path.startswith("model.overrides."):
+        # An empty mapping stays a key of its own, so that a misspelt section (`overides: {}`) is still checked.
+        if value and isinstance(value, dict) and path != "model.overrides" and not path.startswith("model.overrides."):
             out.update(_flatten(value, path + "."))
         else:
             out[path] = value
@@ -216,6 +233,8 @@ def set_key(cfg: Any, path: str, value: Any, source: str) -> None:
             raise ConfigError(f"{source}: unknown config key {where!r}; known here: {', '.join(fields)}")
         if i == len(parts) - 1:
             hint = typing.get_type_hints(type(node))[part]
+            if dataclasses.is_dataclass(hint) and value in (None, {}):
+                return  # an empty section (`model:` with every key commented out) sets nothing
             if dataclasses.is_dataclass(hint):
                 raise ConfigError(f"{source}: {where!r} is a section; set its keys ({where}.<key>)")
             value = _coerce(value, hint, f"{source}: {where}")
@@ -233,7 +252,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         source = str(path)
         try:
-            tree = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            with open(path, encoding="utf-8") as stream:  # a stream, so marks (and errors) carry the file name
+                tree = yaml.load(stream, Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         if not isinstance(tree, dict):
@@ -260,6 +280,7 @@ def validate(cfg: RunConfig) -> None:
         (0 < cfg.schedule.warmup_ratio <= 1, "schedule.warmup_ratio must lie in (0, 1]"),
         (0 <= cfg.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio must lie in [0, 1]"),
         (cfg.optim.lr > 0, "optim.lr must be positive"),
+        (0 <= cfg.eval.threshold <= 1, f"eval.threshold must lie in [0, 1], got {cfg.eval.threshold}"),  # NaN fails
         (cfg.data.image_size >= 32, "data.image_size must be at least 32"),
         (cfg.train.cpu_threads >= 0, "train.cpu_threads must be >= 0"),
         (cfg.train.checkpoint_every >= 0, "train.checkpoint_every must be >= 0"),

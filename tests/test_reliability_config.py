@@ -1,0 +1,58 @@
+"""Run-config input that used to pass silently: typos in empty sections, duplicate keys, bad thresholds."""
+from __future__ import annotations
+
+import pytest
+
+from ctranscnn.engine.config import ConfigError, load_config
+
+
+def write(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_misspelt_key_mapped_to_empty_mapping_is_unknown(tmp_path):
+    path = write(tmp_path, "profile: smoke\nmodel:\n  name: ctranscnn_micro\n  overides: {}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: unknown config key 'model.overides'; known here: name, size, "
+                                          "overrides$"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian'"):
+        load_config(write(tmp_path, "trian: {}\n"))
+
+
+def test_empty_sections_are_accepted(tmp_path):
+    cfg = load_config(write(tmp_path, "profile: smoke\nmodel: {}\ndata:\n"))
+    assert cfg == load_config(None, {"profile": "smoke"})
+
+
+@pytest.mark.parametrize("text, line, first", [
+    ("profile: smoke\ntrain:\n  seed: 1\n  batch_size: 4\n  seed: 2\n", 5, 3),
+    ("train:\n  seed: 1\ntrain:\n  seed: 2\n", 3, 1),
+    ("model:\n  overrides:\n    mmaef: false\n    mmaef: true\n", 4, 3),
+])
+def test_duplicate_yaml_key_names_file_and_line(tmp_path, text, line, first):
+    path = write(tmp_path, text)
+    key = text.splitlines()[line - 1].split(":")[0].strip()
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}:{line}: duplicate key {key!r} (first on line {first})"
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path):
+    cfg = load_config(write(tmp_path, "train:\n  seed: 3\n  batch_size: 4\neval:\n  <<: {batch_size: 8, n_boot: 10}\n"
+                                      "  n_boot: 20\n"))
+    assert (cfg.train.seed, cfg.train.batch_size, cfg.eval.batch_size, cfg.eval.n_boot) == (3, 4, 8, 20)
+
+
+@pytest.mark.parametrize("value", [7, -0.1, 1.5, float("nan"), float("inf")])
+def test_threshold_outside_unit_interval_is_rejected(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"eval.threshold must lie in \[0, 1\]"):
+        load_config(None, {"eval.threshold": value})
+    text = {7: "7", -0.1: "-0.1", 1.5: "1.5"}.get(value, ".nan" if value != value else ".inf")
+    with pytest.raises(ConfigError, match=r"eval.threshold must lie in \[0, 1\]"):
+        load_config(write(tmp_path, f"eval:\n  threshold: {text}\n"))
+
+
+def test_threshold_bounds_are_accepted():
+    assert [load_config(None, {"eval.threshold": t}).eval.threshold for t in (0, 1, 0.25)] == [0.0, 1.0, 0.25]
