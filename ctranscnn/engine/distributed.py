@@ -36,6 +36,17 @@ class Dist:
         dist.all_gather_object(out, obj)
         return out
 
+    def broadcast_buffers(self, module: torch.nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm running statistics) on every rank, before an evaluation.
+
+        DDP syncs buffers only at the start of each training forward, so after a step every rank holds
+        statistics updated by its own share of the batch. Evaluating with rank 0's, the ones the checkpoint
+        saves, makes every rank's predictions those of the saved model (mmcv's DistEvalHook does the same:
+        broadcast_bn_buffer=True)."""
+        if self.enabled:
+            for buffer in module.buffers():
+                dist.broadcast(buffer.data, src=0)
+
     def sum(self, values: list[float]) -> list[float]:
         if not self.enabled:
             return list(values)
