@@ -1,7 +1,14 @@
 """Argument helpers shared by several commands."""
 from __future__ import annotations
 
+import argparse
+
 import yaml
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--set KEY=VALUE ...`, the same in every command: repeated flags accumulate (`--set a=1 --set b=2`)."""
+    parser.add_argument("--set", nargs="*", default=[], action="extend", metavar="KEY=VALUE", help=help)
 
 
 def parse_overrides(items: list[str]) -> dict:

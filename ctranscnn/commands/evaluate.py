@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ctranscnn.commands.common import parse_overrides
+from ctranscnn.commands.common import add_set_argument, parse_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--checkpoint", default="best", choices=("best", "last"))
-    p.add_argument("--set", nargs="*", default=[], action="extend", metavar="KEY=VALUE",
-                   help="where the data is now, e.g. data.root=PATH (only path/worker settings)")
+    add_set_argument(p, "where the data is now, e.g. data.root=PATH (only path/worker settings)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ctranscnn.commands.common import parse_overrides
+from ctranscnn.commands.common import add_set_argument, parse_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="registered model name (see --list)")
     p.add_argument("--num-classes", type=int, required=True)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides, e.g. mmaef=false")
+    add_set_argument(p, "model config overrides, e.g. mmaef=false")
     p.add_argument("--size", type=int, default=224, help="input size for the GFLOPs count (default 224)")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ctranscnn.commands.common import parse_overrides
+from ctranscnn.commands.common import add_set_argument, parse_overrides
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run YAML (configs/paper_*.yaml); optional with --resume")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", action="extend",
-                   help="config overrides, e.g. profile=demo data.root=/data/nih train.seed=1")
+    add_set_argument(p, "config overrides, e.g. profile=demo data.root=/data/nih train.seed=1")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
 
 
