@@ -99,7 +99,7 @@ def test_model_size_resolution():
 
 
 def test_fast_switch_applies_to_ctranscnn_family_only():
-    from ctranscnn.engine.trainer import build_model
+    from ctranscnn.engine.setup import build_model
     from ctranscnn.models.ctranscnn import FAST_SWITCHES
 
     cfg = RunConfig()
@@ -112,6 +112,30 @@ def test_fast_switch_applies_to_ctranscnn_family_only():
     cfg.model.name, cfg.model.overrides = "resnet34", {}
     assert build_model(cfg, 3)[1] == "resnet34_mini"  # baselines build unchanged
     assert PROFILES["demo"]["train.fast"] and PROFILES["smoke"]["train.fast"] and "train.fast" not in PROFILES["paper"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the 'paper' split's leakage warning
+def test_fast_and_faithful_runs_start_alike(tmp_path):
+    """train.fast builds the model once: for one seed both runs start from the same weights, draw the same
+    drop-path masks, and so take the same first step (up to fp32 rounding of the fast paths)."""
+    from ctranscnn.engine.rundir import RunDir
+    from ctranscnn.engine.trainer import Trainer
+    from tests.test_engine_run import make_fixture
+
+    data = make_fixture(tmp_path / "data", sizes=(16, 8, 8))
+    start, losses = {}, {}
+    for fast in (False, True):
+        cfg = load_config(None, {"profile": "smoke", "data.dataset": "list", "data.root": str(data),
+                                 "data.lists": str(data / "lists"), "train.fast": fast, "train.progress": False})
+        trainer = Trainer(cfg, RunDir(tmp_path / f"fast={fast}"))
+        assert trainer.model_name == "ctranscnn_micro" and trainer.model.cfg.fast_c2t == fast
+        start[fast] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        assert trainer.steps_per_epoch == 1  # 16 images, batch 16: the epoch's loss is the first step's
+        trainer.train_epoch(trainer.loaders()[0], 0)
+        losses[fast] = trainer.state.epoch_loss[0] / trainer.state.epoch_loss[1]
+    assert start[False].keys() == start[True].keys()
+    assert all(torch.equal(start[False][k], start[True][k]) for k in start[False])
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6, abs=1e-7)
 
 
 # ---------------------------------------------------------------- schedule and parameter groups

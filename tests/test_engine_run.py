@@ -240,9 +240,9 @@ def test_predict_evaluate_and_onnx_from_the_run_folder(reference, capsys, tmp_pa
     onnx_path = tmp_path / "model.onnx"
     assert cli(["export-onnx", "--run", str(run_dir), "--out", str(onnx_path)]) == 0
     ort = pytest.importorskip("onnxruntime")
-    from ctranscnn.engine.inference import load_run
+    from ctranscnn.engine.rundir import RunDir
 
-    x = load_run(run_dir).images(images).numpy()  # batch of 3: the batch axis is dynamic
+    x = RunDir(run_dir).images(images).numpy()  # batch of 3: the batch axis is dynamic
     got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
     want = frame.loc[[f"images/{p.name}" for p in images], [f"prob_{c}" for c in CLASSES]].to_numpy(float)
     assert np.abs(got - want).max() < 1e-5

@@ -16,8 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ctranscnn.data.errors import DataError
-    from ctranscnn.engine.inference import load_run
+    from ctranscnn.engine.rundir import RunDir
 
     if args.threshold != "tuned":
         try:
@@ -25,13 +27,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise SystemExit(f"predict: --threshold must be a number or 'tuned', got {args.threshold!r}") from None
     try:
-        loaded = load_run(args.run, args.checkpoint)
-        thr = loaded.thresholds(args.threshold)
-        probs = loaded.probabilities(loaded.images(args.images))
+        run = RunDir(args.run)
+        model = run.load_model(args.checkpoint)
+        thr = run.thresholds(args.threshold, args.checkpoint)
+        with torch.no_grad():
+            probs = torch.sigmoid(model(run.images(args.images, args.checkpoint))).float().numpy()
     except (DataError, FileNotFoundError, KeyError) as err:
         raise SystemExit(f"predict: {err}") from None
-    results = [{"image": str(path), "probabilities": dict(zip(loaded.classes, map(float, p))),
-                "labels": [c for c, pc, t in zip(loaded.classes, p, thr) if pc >= t]}
+    results = [{"image": str(path), "probabilities": dict(zip(run.classes, map(float, p))),
+                "labels": [c for c, pc, t in zip(run.classes, p, thr) if pc >= t]}
                for path, p in zip(args.images, probs)]
     if args.json:
         print(json.dumps(results, indent=2))

@@ -139,6 +139,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "eval.n_boot": 50,
     },
 }
+# The phantom data each profile trains on when no real data is given: (images per dataset, side in px), written
+# by `python -m ctranscnn phantom` (reproduce.sh asks `python -m ctranscnn.report.plan phantom-args PROFILE`).
+# The paper profile needs real data (0: no phantoms).
+PHANTOM_DATA: dict[str, tuple[int, int]] = {"smoke": (240, 64), "demo": (2400, 128), "paper": (0, 0)}
 CHOICES = {
     "profile": tuple(PROFILES), "loss.name": LOSS_NAMES, "data.dataset": DATASETS, "data.split": SPLIT_KINDS, "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
     "train.amp": ("none", "bf16", "fp16"), "eval.single_class": ("skip", "fifty"),

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.engine.distributed import Dist
+from ctranscnn.io import atomic_path
 from ctranscnn.metrics import bootstrap_ci, compute_metrics, threshold_metrics, tune_thresholds
-from ctranscnn.report.atomic import atomic_path
 
 THRESHOLD_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
 

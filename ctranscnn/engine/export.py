@@ -1,7 +1,6 @@
 """ONNX export of a run's fused-probability model, verified with onnxruntime."""
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -9,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ctranscnn.engine.inference import load_run
-from ctranscnn.report.atomic import atomic_path, atomic_write_text
+from ctranscnn.engine.rundir import RunDir
+from ctranscnn.io import atomic_path, write_json
 
 
 class FusedProbabilities(nn.Module):
@@ -36,9 +35,10 @@ def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", opset
     """Write the ONNX file (atomically) and return max |onnxruntime - PyTorch| on a random batch of 2."""
     _require("onnx")
     ort = _require("onnxruntime")
-    run = load_run(run_dir, which)
-    wrapped = FusedProbabilities(run.model).eval()
-    h, w = run.preprocess.hw
+    run = RunDir(run_dir)
+    wrapped = FusedProbabilities(run.load_model(which)).eval()
+    preprocess = run.preprocess(which)
+    h, w = preprocess.hw
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0))
     out = Path(out)
     with atomic_path(out) as tmp, warnings.catch_warnings():
@@ -57,11 +57,11 @@ def export_onnx(run_dir: str | Path, out: str | Path, which: str = "best", opset
         if not diff <= atol:
             raise SystemExit(f"export-onnx: ONNX output differs from PyTorch by {diff:.2e} > {atol:.0e}; not written")
     try:
-        thresholds = dict(zip(run.classes, run.thresholds("tuned").tolist()))
+        thresholds = dict(zip(run.classes, run.thresholds("tuned", which).tolist()))
     except (FileNotFoundError, KeyError):
         thresholds = None
-    meta = {"classes": run.classes, "preprocess": run.preprocess.to_dict(), "input": "N x 3 x H x W, RGB, "
+    meta = {"classes": run.classes, "preprocess": preprocess.to_dict(), "input": "N x 3 x H x W, RGB, "
             "(pixel - mean) / std on 0-255", "output": "N x C probabilities", "tuned_thresholds": thresholds,
-            "model": run.checkpoint["model_name"], "checkpoint": which}
-    atomic_write_text(out.with_suffix(out.suffix + ".json"), json.dumps(meta, indent=2) + "\n")
+            "model": run.checkpoint(which)["model_name"], "checkpoint": which}
+    write_json(out.with_suffix(out.suffix + ".json"), meta)
     return diff

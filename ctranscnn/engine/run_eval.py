@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ctranscnn.engine.config import UNHASHED, ConfigError, set_key
+from ctranscnn.engine.config import UNHASHED, ConfigError, from_dict, set_key
 from ctranscnn.engine.distributed import Dist
 from ctranscnn.engine.evaluation import predict, predictions_frame, sigmoid, split_metrics, write_predictions
-from ctranscnn.engine.inference import load_run
-from ctranscnn.engine.trainer import data_hashes, load_data, write_json
+from ctranscnn.engine.rundir import RunDir
+from ctranscnn.engine.setup import load_data, split_hashes
+from ctranscnn.io import write_json
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best",
@@ -18,27 +19,29 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best",
 
     from ctranscnn.data.dataset import ImageDataset, build_loader
 
-    run = load_run(run_dir, which)
+    run = RunDir(run_dir)
+    model = run.load_model(which)
+    ckpt = run.checkpoint(which)
+    cfg = from_dict(ckpt["config"], source=str(run.checkpoint_file(which)))
     bad = sorted(set(overrides or {}) - set(UNHASHED))
     if bad:
         raise ConfigError(f"evaluate may change only {', '.join(UNHASHED)}; not {', '.join(bad)}")
     for key, value in (overrides or {}).items():
-        set_key(run.cfg, key, value, "--set")
-    splits = load_data(run.cfg)
-    if data_hashes(splits)[split] != run.checkpoint["split_hashes"][split]:
-        raise ConfigError(f"the {split} split read from {run.cfg.data.root} differs from the one the run used")
-    records = splits[split]
-    dataset = ImageDataset(records, run.preprocess, train=False)
-    loader = build_loader(dataset, run.cfg.eval.batch_size, shuffle=False, num_workers=run.cfg.data.num_workers)
-    outputs = predict(run.model, loader, len(records), torch.device("cpu"), Dist())
+        set_key(cfg, key, value, "--set")
+    if split_hashes(cfg)[split] != ckpt["split_hashes"][split]:
+        raise ConfigError(f"the {split} split read from {cfg.data.root} differs from the one the run used")
+    records = load_data(cfg)[split]
+    dataset = ImageDataset(records, run.preprocess(which), train=False)
+    loader = build_loader(dataset, cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    outputs = predict(model, loader, len(records), torch.device("cpu"), Dist())
     probs = sigmoid(outputs["fused"])
     try:
-        tuned = run.thresholds("tuned")
+        tuned = run.thresholds("tuned", which)
     except (FileNotFoundError, KeyError):
         tuned = None
-    metrics = split_metrics(records.labels, probs, run.cfg.eval.single_class, run.cfg.eval.threshold, tuned,
-                            run.cfg.eval.n_boot, seed=run.cfg.train.seed)
-    out = Path(run_dir) / "evaluation" / f"{which}_{split}"
-    write_predictions(predictions_frame(records, outputs), out.with_suffix(".csv"))
-    write_json(out.with_suffix(".json"), metrics)
-    return out.with_suffix(".csv"), metrics
+    metrics = split_metrics(records.labels, probs, cfg.eval.single_class, cfg.eval.threshold, tuned,
+                            cfg.eval.n_boot, seed=cfg.train.seed)
+    csv = run.evaluation_file(split, which, ".csv")
+    write_predictions(predictions_frame(records, outputs), csv)
+    write_json(run.evaluation_file(split, which, ".json"), metrics)
+    return csv, metrics

@@ -1,28 +1,11 @@
 """Where a table or figure came from: data, split, profile, seeds, code version and date."""
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Sequence
 
-_REPO = Path(__file__).resolve().parents[2]
-
-
-def git_commit(repo: str | Path = _REPO) -> str:
-    """HEAD commit of `repo`, suffixed "-dirty" when tracked files other than the regenerated outputs
-    (results/, figures/) differ from it; "unknown" outside git."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
-                         ":(exclude)figures"))
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("-dirty" if dirty else "")
+from ctranscnn.engine.setup import git_commit  # provenance of runs and of tables is one function
 
 
 @dataclass
