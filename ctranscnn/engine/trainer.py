@@ -217,6 +217,7 @@ class Trainer:
 
     def evaluate(self, split: str, loader: DataLoader | None = None) -> dict[str, np.ndarray]:
         loader = loader or self.eval_loader(split)
+        self.dist.broadcast_buffers(self.model)  # every rank predicts with the saved (rank 0) BN statistics
         return predict(self.model, loader, len(self.splits[split]), self.device, self.dist, self.autocast,
                        self.cfg.train.channels_last)
 
