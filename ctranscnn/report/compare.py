@@ -1,0 +1,123 @@
+"""Differences between two groups of finished runs (one run per seed on each side), for the tables' rows and the
+claims table: mean AUC and mAP of side A minus side B with a 95% CI (ctranscnn.stats).
+
+Runs are read through the run-folder reader (ctranscnn.engine.rundir.RunDir: `manifest`, `seed` and
+`predictions(split, which)`). Two sides are paired when every run was tested on the same images (equal test-split
+hash in the manifests). Bootstrap resamples are drawn once per test set, from a random stream named by the test
+set's hash, and each run is scored on them once, so the rows of a table that share a run (the full model in every
+ablation row) share its replicates, and a rerun of the report gives the same CIs.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ctranscnn.engine.config import EvalConfig
+from ctranscnn.metrics import bootstrap_counts
+from ctranscnn.stats import COMBINATION_NOTE, METRICS, Difference, Replicates, difference, replicates
+from ctranscnn.report.tables import NA, fmt_mean_sd
+
+
+class RunLike(Protocol):
+    path: Any
+    manifest: dict
+
+    @property
+    def seed(self) -> int: ...
+
+    def predictions(self, split: str = "test", which: str = "best") -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def test_hash(run: RunLike) -> str:
+    """The hash of the run's test split (membership and labels): equal hashes = the same test images."""
+    try:
+        return run.manifest["split_hashes"]["test"]
+    except KeyError as e:
+        raise ValueError(f"{run.path}/manifest.json: no split_hashes.test (needed to pair runs)") from e
+
+
+class RunComparer:
+    """Scores runs on shared bootstrap resamples of their test set and compares groups of them.
+
+    n_boot: resamples per test set (default: the runs' eval.n_boot, the profile's setting for every CI; the
+    engine's default where a run set it to 0). All compared runs must use one eval.single_class policy and
+    one class list."""
+
+    def __init__(self, n_boot: int | None = None, seed: int = 0, alpha: float = 0.05, which: str = "best"):
+        self.n_boot, self.seed, self.alpha, self.which = n_boot, seed, alpha, which
+        self._counts: dict[str, np.ndarray] = {}
+        self._labels: dict[str, np.ndarray] = {}
+        self._replicates: dict[str, Replicates] = {}
+        self.policy: str | None = None
+        self.classes: list[str] | None = None
+
+    def _check(self, run: RunLike) -> None:
+        policy, classes = run.manifest["config"]["eval"]["single_class"], list(run.manifest["classes"])
+        if self.policy is None:
+            self.policy, self.classes = policy, classes
+            if self.n_boot is None:
+                self.n_boot = int(run.manifest["config"]["eval"]["n_boot"]) or EvalConfig().n_boot
+        elif (policy, classes) != (self.policy, self.classes):
+            raise ValueError(f"{run.path}: eval.single_class {policy!r} and classes {classes} differ from the runs "
+                             f"compared before ({self.policy!r}, {self.classes})")
+
+    def replicates(self, run: RunLike) -> Replicates:
+        """The run's point mAUC / mAP and their values on its test set's resamples (computed once per run)."""
+        key = str(run.path)
+        if key not in self._replicates:
+            self._check(run)
+            y, probs = run.predictions("test", self.which)
+            h = test_hash(run)
+            if h not in self._counts:
+                stream = np.random.default_rng([self.seed, int(h[:15], 16)])
+                self._counts[h], self._labels[h] = bootstrap_counts(y, self.n_boot, stream), y
+            elif not np.array_equal(self._labels[h], y):
+                raise ValueError(f"{run.path}: test labels differ from another run with the same test hash")
+            self._replicates[key] = replicates(y, probs, self._counts[h], run.seed, self.policy)
+        return self._replicates[key]
+
+    def compare(self, a: Sequence[RunLike], b: Sequence[RunLike]) -> dict[str, Difference]:
+        """{'mAUC', 'mAP'}: side A minus side B (each a list of runs, one per seed)."""
+        if not a or not b:
+            raise ValueError("compare: each side needs at least one run")
+        hashes = {test_hash(r) for r in (*a, *b)}
+        for side in (a, b):
+            if len({test_hash(r) for r in side}) > 1:
+                raise ValueError(f"compare: the runs of one side were tested on different test sets: "
+                                 f"{[str(r.path) for r in side]}")
+        ra, rb = [self.replicates(r) for r in a], [self.replicates(r) for r in b]
+        return {m: difference(ra, rb, m, self.alpha, paired=len(hashes) == 1) for m in METRICS}
+
+    def note(self) -> str:
+        """Footer line: how the CIs were made."""
+        return f"{COMBINATION_NOTE}; {self.n_boot} resamples per test set, checkpoint {self.which}"
+
+
+def n_test_images(runs: Sequence[RunLike]) -> int:
+    return int(runs[0].manifest["dataset"]["sizes"]["test"])
+
+
+def excludes_zero_text(d: Difference) -> str:
+    return {1: "yes (+)", -1: "yes (-)", 0: "no"}[d.sign]
+
+
+def difference_columns(diffs: dict[str, Difference], digits: int = 2) -> tuple[dict[str, Any], dict[str, str]]:
+    """(numeric, display) cells of one table row for the differences of `RunComparer.compare`.
+
+    numeric: '<m> diff', '<m> diff lo', '<m> diff hi', '<m> diff sd (seeds)', '<m> CI excludes 0' per metric,
+    'seeds' ('k_a/k_b'). display: '<m> diff [95% CI]', '<m> diff, mean ± sd over seeds', 'CI excludes 0'
+    ('mAUC, mAP': yes (+) / yes (-) / no), 'seeds'."""
+    numeric: dict[str, Any] = {}
+    display: dict[str, str] = {}
+    for m, d in diffs.items():
+        numeric |= {f"{m} diff": d.diff, f"{m} diff lo": d.lo, f"{m} diff hi": d.hi,
+                    f"{m} diff sd (seeds)": d.seed_sd, f"{m} CI excludes 0": d.excludes_zero}
+        display[f"{m} diff [95% CI]"] = (f"{d.diff:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+                                         if np.isfinite(d.diff) else NA)
+        seed_level = fmt_mean_sd(d.seed_diffs, digits) if d.seed_diffs else f"{d.diff:.{digits}f}"
+        display[f"{m} diff, mean ± sd over seeds"] = seed_level
+    first = next(iter(diffs.values()))
+    numeric["seeds"] = display["seeds"] = f"{len(first.seeds_a)}/{len(first.seeds_b)}"
+    display["CI excludes 0 (mAUC, mAP)"] = ", ".join(excludes_zero_text(d) for d in diffs.values())
+    return numeric, display

@@ -1,0 +1,112 @@
+"""The claims table from fabricated run folders (written with the engine's own writers) with known differences."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ctranscnn.data.records import LabelledImages
+from ctranscnn.engine.config import load_config
+from ctranscnn.engine.evaluation import predictions_frame, split_metrics
+from ctranscnn.engine.rundir import RunDir
+from ctranscnn.engine.trainer import TrainState
+from ctranscnn.report.claims import (CONTRADICTED, FULL, NOT_RESOLVED, SUPPORTED, ablation_claims, claims_table,
+                                     comparison_claims, split_claim)
+from ctranscnn.report.compare import RunComparer, difference_columns
+
+CLASSES = ["Atelectasis", "Effusion", "Nodule"]
+
+
+def records(split: str, n: int, seed: int) -> LabelledImages:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, len(CLASSES))) < [0.3, 0.2, 0.1]).astype(np.uint8)
+    ids = [f"{split}{seed}_{i:04d}.png" for i in range(n)]
+    return LabelledImages("fake", split, CLASSES, ids, [Path(i) for i in ids], labels, [f"p{i}" for i in range(n)])
+
+
+def fake_run(root: Path, name: str, model: str, seed: int, test: LabelledImages, signal: float,
+             base: np.ndarray | None = None, noise: float = 1.0) -> RunDir:
+    """A finished run folder whose test logits are signal * label (or `base`) + noise (seeded by name and seed)."""
+    rng = np.random.default_rng([seed, sum(map(ord, name))])
+    base = signal * test.labels if base is None else base
+    logits = (base + noise * rng.normal(size=test.labels.shape)).astype(np.float32)
+    cfg = load_config(None, {"profile": "smoke", "model.name": model, "train.seed": seed, "train.run_name": name})
+    run = RunDir(root / f"{name}_s{seed}")
+    run.path.mkdir(parents=True)
+    run.write_predictions(predictions_frame(test, {"cnn": logits, "fused": logits}), "test")
+    probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    metrics = {"best": {"epoch": 2, "test": split_metrics(test.labels, probs, cfg.eval.single_class)}}
+    run.write_metrics(metrics)
+    splits = {"train": records("train", 64, 99), "val": records("val", 32, 98), "test": test}
+    run.write_manifest("finished", cfg, model, CLASSES, splits, {k: v.sha256() for k, v in splits.items()},
+                       "CPU (fake)", TrainState(epochs_done=2), metrics={"best": metrics["best"] | {"val": metrics["best"]["test"]}})
+    return RunDir(run.path)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    test, leaky_test = records("test", 400, 0), records("test", 350, 1)
+    made = {}
+    for variant, model, signal in ((FULL, "ctranscnn_micro", 1.5), ("w/o MBR", "ctranscnn_micro", 0.4),
+                                   ("w/o IIM", "ctranscnn_micro", 1.5), ("w/o MMAEF", "ctranscnn_micro", 3.0)):
+        made[variant] = [fake_run(root, variant.replace("/", "").replace(" ", "_"), model, s, test, signal)
+                         for s in (0, 1, 2)]
+    full_logits = made[FULL][1].predictions()[1]  # a one-seed baseline close to one of the full model's seeds
+    made["resnet50"] = [fake_run(root, "resnet50", "resnet50_mini", 0, test, 0, np.log(full_logits / (1 - full_logits)),
+                                 noise=0.3)]
+    made["vit"] = [fake_run(root, "vit", "vit_mini", 0, test, 0.2)]
+    made["leaky"] = [fake_run(root, "leaky", "ctranscnn_micro", s, leaky_test, 3.0) for s in (0, 1, 2)]
+    return made
+
+
+def test_claims_table_verdicts(runs):
+    data = "fake-phantom (fabricated)"
+    ablation = {k: runs[k] for k in (FULL, "w/o MMAEF", "w/o MBR", "w/o IIM")}
+    sota = {"ctranscnn": runs[FULL], "resnet50": runs["resnet50"], "vit": runs["vit"]}
+    claims = (comparison_claims(data, sota, "ctranscnn") + ablation_claims(data, ablation)
+              + [split_claim(data, runs["leaky"], runs[FULL])])
+    comparer = RunComparer()
+    numeric, display = claims_table(claims, comparer)
+    verdicts = dict(zip(numeric["claim"], numeric["verdict"]))
+    assert verdicts == {
+        "CTransCNN beats resnet50_mini": NOT_RESOLVED,  # a noisy copy of one of its seeds
+        "CTransCNN beats vit_mini": SUPPORTED,  # 1.5 vs 0.2
+        "MMAEF improves the full model (removing it lowers mean AUC)": CONTRADICTED,  # "removing" it helps
+        "MBR improves the full model (removing it lowers mean AUC)": SUPPORTED,
+        "IIM improves the full model (removing it lowers mean AUC)": NOT_RESOLVED,  # same signal, other noise
+        "An image-level split inflates test AUC (vs a patient-level split)": SUPPORTED,
+    }
+    assert comparer.n_boot == 50  # the smoke profile's eval.n_boot
+    # the measurement is the difference of the tables' numbers (mean over seeds of metrics.json's test mAUC)
+    mean = lambda rs, m: np.mean([r.test_metrics()[m] for r in rs])  # noqa: E731
+    row = numeric.set_index("claim").loc["MBR improves the full model (removing it lowers mean AUC)"]
+    for m in ("mAUC", "mAP"):
+        assert row[f"{m} diff"] == pytest.approx(mean(runs[FULL], m) - mean(runs["w/o MBR"], m), rel=1e-9)
+        assert row[f"{m} diff lo"] < row[f"{m} diff"] < row[f"{m} diff hi"]
+    assert row["seeds"] == "3/3" and row["test images"] == "400"
+    assert row["budget"] == "profile smoke: 2 epochs at 32 px, 64 train / 400 test images"
+    split = numeric.iloc[-1]
+    assert split["source"] == "ours" and split["test images"] == "350 vs 400 (different test sets)"
+    assert numeric.iloc[0]["seeds"] == "3/1"
+    assert list(display.columns) == ["claim", "source", "mAUC diff [95% CI]", "mAP diff [95% CI]",
+                                     "mAUC diff, mean ± sd over seeds", "seeds", "test images", "data", "budget",
+                                     "verdict"]
+    again, _ = claims_table(claims, RunComparer())  # same resample streams: a rerun gives the same CIs
+    assert again.equals(numeric)
+
+
+def test_compare_pairs_runs_on_the_same_test_images(runs):
+    comparer = RunComparer(n_boot=100)
+    same = comparer.compare(runs[FULL], runs["w/o IIM"])
+    assert same["mAUC"].paired and same["mAUC"].seeds_a == (0, 1, 2) and len(same["mAUC"].seed_diffs) == 3
+    other = comparer.compare(runs["leaky"], runs[FULL])
+    assert not other["mAUC"].paired
+    # the full model's replicates are computed once and shared by both comparisons
+    assert len(comparer._replicates) == 9 and len(comparer._counts) == 2
+    numeric, display = difference_columns(same)
+    assert display["CI excludes 0 (mAUC, mAP)"] in {"no, no", "no, yes (+)", "no, yes (-)"}
+    assert display["mAUC diff, mean ± sd over seeds"].count("±") == 1
+    with pytest.raises(ValueError, match="different test sets"):
+        comparer.compare(runs[FULL] + runs["leaky"][:1], runs["w/o IIM"])
