@@ -16,7 +16,6 @@ import platform
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from gpu_check import EARLY_FAST_SWITCHES  # sibling script: the GPU runs' JSON format
 
+from ctranscnn.io import atomic_write_text, write_json
 from ctranscnn.report.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,14 +203,14 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
                 "- bf16 curve: " + " ".join(f"{v:.3f}" for v in c["bf16"])]
     out += ["", "## What the configurations are", "",
             "- faithful: the default eager model, operation for operation the authors' computation.",
-            "- fast: `FAST_SWITCHES` (ctranscnn/models/ctranscnn.py): `fast_c2t` (C2T's 1x1 convs composed and "
+            "- fast: `create_model(..., fast=True)`, i.e. `FAST_SWITCHES` (ctranscnn/models/ctranscnn.py): `fast_c2t` (C2T's 1x1 convs composed and "
             "moved after the average pooling: exact algebra, ~1/10 of C2T's work), `fast_c2t_gate` (training: the C2T gate's "
             "BN statistics from its small input's mean and covariance, BN folded into the conv, sigmoid + pooling in one "
             "autograd Function that recomputes the 384-channel full-resolution map in backward instead of storing it; "
             "ctranscnn/models/c2t_gate.py), `fast_t2c` (T2C's projection as a "
             "Linear on the tokens), `fast_attention` (scale folded into q, max-free softmax of the sigmoid scores; "
-            "`F.scaled_dot_product_attention` in softmax mode). Inference additionally uses `fuse_for_inference` "
-            "(ctranscnn/models/fused.py): every BN folded into its conv, MBR's 3x3 conv + 2*BN + 1x1 conv as one "
+            "`F.scaled_dot_product_attention` in softmax mode). Inference additionally uses `fold_for_inference` "
+            "(ctranscnn/models/folding.py): every BN folded into its conv, MBR's 3x3 conv + 2*BN + 1x1 conv as one "
             "3x3 conv, both shortcuts as one 1x1 conv. Equal to the faithful path within 1e-5 relative "
             "(tests/test_fast_paths.py).",
             "- channels-last: `torch.channels_last` input and weights. bf16: `torch.autocast('cpu', bfloat16)` "
@@ -218,20 +218,14 @@ def write_report(path: Path, rows: list[dict], args: argparse.Namespace, mm: dic
             "", "## Commands", "", "Each row is one process:", "", "```"]
     out += [f"python {shlex.join(row['command'])}" for row in rows]
     out += ["```", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write("\n".join(out))
-    os.replace(f.name, path)
+    atomic_write_text(path, "\n".join(out))
 
 
 def save(rows: list[dict], args: argparse.Namespace, mm: dict, started: str) -> None:
     mm["load_end"] = os.getloadavg()[0]
     finished = time.strftime("%Y-%m-%d %H:%M %Z")
     if args.out_json:
-        Path(args.out_json).parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=Path(args.out_json).parent, delete=False, suffix=".tmp") as f:
-            json.dump({"matmul": mm, "started": started, "finished": finished, "rows": rows}, f, indent=1)
-        os.replace(f.name, args.out_json)
+        write_json(args.out_json, {"matmul": mm, "started": started, "finished": finished, "rows": rows}, indent=1)
     if args.out_md:
         write_report(Path(args.out_md), rows, args, mm, started, finished)
 

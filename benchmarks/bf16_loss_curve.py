@@ -8,17 +8,14 @@ AdamW; writes both loss curves and their gap to results/bf16_loss_curve.json (be
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from ctranscnn import create_model
+from ctranscnn.io import write_json
 from ctranscnn.losses import build_loss
-from ctranscnn.models.ctranscnn import FAST_SWITCHES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +33,7 @@ def batches(steps: int, batch: int, size: int, classes: int, seed: int = 0) -> l
 
 def curve(model_name: str, data: list, bf16: bool, classes: int, lr: float) -> tuple[list[float], float]:
     torch.manual_seed(0)
-    model = create_model(model_name, classes, **FAST_SWITCHES).train()
+    model = create_model(model_name, classes, fast=True).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     loss_fn = build_loss("asl_focal")
     losses = []
@@ -75,11 +72,7 @@ def main() -> int:
           f"bf16 {bf16[0]:.3f} -> {bf16[-1]:.3f}; max relative gap {max(gaps):.3f}; last-quarter means "
           f"{result['fp32_last_quarter_mean']:.4f} / {result['bf16_last_quarter_mean']:.4f}; "
           f"time {t32:.1f} s / {t16:.1f} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as f:
-        json.dump(result, f, indent=1)
-    os.replace(f.name, out)
+    write_json(args.out, result, indent=1)
     return 0
 
 

@@ -6,7 +6,7 @@ Writes OUT_DIR/gpu_check.json (updated after every item, so a cut-off run keeps 
 table. Items in order of importance (plan_items); one is skipped when the time left is below its estimate:
 1. numerics: the exact fast paths vs the faithful model on this GPU (outputs and gradients, TF32 off), and a
    CUDA-graph-replayed training step vs eager steps;
-2. training images/s of ctranscnn_tiny at 224 px (`ctranscnn.commands.bench.measure`: forward, the authors'
+2. training images/s of ctranscnn_tiny at 224 px (`ctranscnn.bench.measure`: forward, the authors'
    loss, backward, AdamW step on one fixed batch), faithful and fast, fp32 and bf16 autocast, eager, whole-step
    CUDA graphs and torch.compile, at the paper's batch 32 (and 128), with torchvision resnet50 in the same process
    for the first eager rows; each row's projected model-compute time for the paper protocol (300 x 46,563 images);
@@ -33,8 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ctranscnn.commands.bench import BenchSpec, measure  # noqa: E402
-from ctranscnn.models.ctranscnn import FAST_SWITCHES  # noqa: E402
+from ctranscnn.bench import BenchSpec, capture, measure  # noqa: E402
+from ctranscnn.io import write_json  # noqa: E402
+from ctranscnn.registry import create_model, fast_switches  # noqa: E402
 from ctranscnn.report.provenance import git_commit  # noqa: E402
 
 # runs recorded before the report named its fast switches used these (the switches at the time)
@@ -52,9 +53,7 @@ class Budget:
 
 
 def save(out: Path, report: dict) -> None:
-    tmp = out / "gpu_check.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out / "gpu_check.json")
+    write_json(out / "gpu_check.json", report, indent=1)
 
 
 @contextlib.contextmanager
@@ -68,14 +67,13 @@ def strict_fp32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def twin_models(device: str, size: int, batch: int, switches: tuple[dict, dict]):
-    """Two ctranscnn_tiny in training mode with the same weights (one per switch set, no drop-path, so both
-    compute the same function), one fixed batch (x, y) and the authors' loss."""
-    from ctranscnn import create_model
+def twin_models(device: str, size: int, batch: int, fast: tuple[bool, bool]):
+    """Two ctranscnn_tiny in training mode with the same weights (one per `fast` flag of create_model, no
+    drop-path, so both compute the same function), one fixed batch (x, y) and the authors' loss."""
     from ctranscnn.losses import build_loss
 
     torch.manual_seed(0)
-    a, b = (create_model("ctranscnn_tiny", 14, drop_path_rate=0.0, **sw).to(device).train() for sw in switches)
+    a, b = (create_model("ctranscnn_tiny", 14, fast=f, drop_path_rate=0.0).to(device).train() for f in fast)
     b.load_state_dict(a.state_dict())
     x = torch.randn(batch, 3, size, size, device=device)
     y = (torch.rand(batch, 14, device=device) < 0.2).float()
@@ -85,7 +83,7 @@ def twin_models(device: str, size: int, batch: int, switches: tuple[dict, dict])
 def numerics(device: str, size: int, batch: int) -> dict:
     """Max relative difference of the fast paths against the faithful model (same weights), TF32 off."""
     with strict_fp32():
-        ref, fast, x, y, loss_fn = twin_models(device, size, batch, ({}, FAST_SWITCHES))
+        ref, fast, x, y, loss_fn = twin_models(device, size, batch, (False, True))
         outs = {}
         for name, model in (("faithful", ref), ("fast", fast)):
             branches = model.forward_head(model.forward_features(x))
@@ -106,10 +104,8 @@ def graph_numerics(device: str, size: int, batch: int, replays: int = 3) -> dict
     """A CUDA-graph-replayed training step against eager steps from the same weights (fast paths, fp32, TF32 off,
     no drop-path): max relative difference of every parameter and BN buffer after 3 + `replays` steps
     (`capture` runs three eager warm-up steps before capturing; capturing itself computes nothing)."""
-    from ctranscnn.commands.bench import capture
-
     with strict_fp32():
-        eager_model, graph_model, x, y, loss_fn = twin_models(device, size, batch, (FAST_SWITCHES, FAST_SWITCHES))
+        eager_model, graph_model, x, y, loss_fn = twin_models(device, size, batch, (True, True))
 
         def make(model: torch.nn.Module, graph: bool):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, capturable=graph)
@@ -284,7 +280,7 @@ def main() -> int:
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn_conv": torch.backends.cudnn.allow_tf32},
         "cudnn_benchmark": torch.backends.cudnn.benchmark, "paper_images": PAPER_IMAGES,
         "command": " ".join(sys.argv), "commit": git_commit(),
-        "fast_switches": sorted(FAST_SWITCHES), "numerics": None, "bench": [], "engine": [], "skipped": [],
+        "fast_switches": sorted(fast_switches("ctranscnn_tiny")), "numerics": None, "bench": [], "engine": [], "skipped": [],
     }
     print(f"{report['device']}, torch {report['torch']}, TF32 {report['tf32']}", flush=True)
     report["numerics"] = numerics(args.device, 64 if args.quick else 224, 2 if args.quick else 8)

@@ -1,4 +1,4 @@
-"""The fused C2T gate (ctranscnn/models/c2t_gate.py) against the plain composition it replaces:
+"""The fast C2T gate (ctranscnn/models/c2t_gate.py) against the plain composition it replaces:
 AvgPool_k(sigmoid(BatchNorm2d(conv1x1(x)))) in training mode, for both memory formats, pooling factors 1/2/4,
 sizes that the windows do not tile, and BN with and without momentum."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ctranscnn.models.c2t_gate import fused_gate_tokens
+from ctranscnn.models.c2t_gate import fast_gate_tokens
 
 
 def reference(x, weight, bias, norm, k):
@@ -25,7 +25,7 @@ def rel(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-30) -> float:
 @pytest.mark.parametrize("k,h,w", [(1, 7, 5), (2, 10, 12), (4, 16, 16), (4, 18, 21)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("momentum", [0.1, None])
-def test_fused_gate_equals_conv_bn_sigmoid_pool(k: int, h: int, w: int, channels_last: bool, momentum) -> None:
+def test_fast_gate_equals_conv_bn_sigmoid_pool(k: int, h: int, w: int, channels_last: bool, momentum) -> None:
     torch.manual_seed(0)
     c, d = 6, 20
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -41,7 +41,7 @@ def test_fused_gate_equals_conv_bn_sigmoid_pool(k: int, h: int, w: int, channels
     ref_leaves = [t.detach().double().requires_grad_() for t in leaves]
     probe = torch.randn(3, d, h // k, w // k)
     for _ in range(2):  # twice: running statistics accumulate (and momentum=None averages)
-        out = fused_gate_tokens(*leaves, norm, k)
+        out = fast_gate_tokens(*leaves, norm, k)
         ref = reference(*ref_leaves, norm_ref, k)
     assert out.shape == ref.shape and rel(out.double(), ref) < 1e-5
     (out * probe).sum().backward()
@@ -57,13 +57,13 @@ def test_fused_gate_equals_conv_bn_sigmoid_pool(k: int, h: int, w: int, channels
         assert rel(a.double(), b.double()) < 1e-5, name
 
 
-def test_fused_gate_under_bf16_autocast_tracks_fp32() -> None:
+def test_fast_gate_under_bf16_autocast_tracks_fp32() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
     weight = torch.randn(12, 4, requires_grad=True)
     bias = torch.zeros(12, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = fused_gate_tokens(x, weight, bias, nn.BatchNorm2d(12), 2)
+        out = fast_gate_tokens(x, weight, bias, nn.BatchNorm2d(12), 2)
     out.float().sum().backward()
     assert out.dtype == torch.bfloat16 and x.grad.dtype == weight.grad.dtype == torch.float32
-    assert rel(out.float(), fused_gate_tokens(x, weight, bias, nn.BatchNorm2d(12), 2)) < 2e-2
+    assert rel(out.float(), fast_gate_tokens(x, weight, bias, nn.BatchNorm2d(12), 2)) < 2e-2

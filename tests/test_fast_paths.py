@@ -11,7 +11,7 @@ from ctranscnn import create_model
 from ctranscnn.cli import main
 from ctranscnn.losses import build_loss
 from ctranscnn.models.ctranscnn import FAST_SWITCHES
-from ctranscnn.models.fused import fuse_for_inference
+from ctranscnn.models.folding import fold_for_inference
 
 TOL = 1e-5
 
@@ -95,28 +95,28 @@ def trained_looking(name: str, **cfg) -> torch.nn.Module:
     ("conformer_mini", {}),
     ("ctranscnn_tiny", {}),
 ])
-def test_fused_inference_matches_eval(name: str, cfg: dict) -> None:
+def test_folded_inference_matches_eval(name: str, cfg: dict) -> None:
     model = trained_looking(name, **cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fused = fuse_for_inference(model)
+    folded = fold_for_inference(model)
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         ref = model.forward_head(model.forward_features(x))
-        out = fused.forward_head(fused.forward_features(x))
-        assert rel_err(model(x), fused(x)) < TOL
+        out = folded.forward_head(folded.forward_features(x))
+        assert rel_err(model(x), folded(x)) < TOL
     for branch in ref:
         assert rel_err(ref[branch], out[branch]) < TOL, branch
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the original is untouched
     assert all(p.requires_grad for p in model.parameters())
 
 
-def test_fused_inference_with_channels_last() -> None:
+def test_folded_inference_with_channels_last() -> None:
     model = trained_looking("ctranscnn_micro")
-    fused = fuse_for_inference(model).to(memory_format=torch.channels_last)
+    folded = fold_for_inference(model).to(memory_format=torch.channels_last)
     x = torch.randn(2, 3, 64, 64)
     with torch.inference_mode():
-        assert rel_err(model(x), fused(x.contiguous(memory_format=torch.channels_last))) < TOL
+        assert rel_err(model(x), folded(x.contiguous(memory_format=torch.channels_last))) < TOL
 
 
 def test_bf16_training_tracks_fp32() -> None:

@@ -1,4 +1,7 @@
-"""C2T's gate for training at a fraction of the memory traffic (switch `fast_c2t_gate`; spec §1.4).
+"""The fast gate: C2T's gate for training at a fraction of the memory traffic (switch `fast_c2t_gate`; spec §1.4).
+
+Owns the two exact rewrites below and nothing else; C2T (models/ctranscnn.py) calls `fast_gate_tokens` when the
+switch is on and its BN is in training mode (in eval mode BN is already an affine map).
 
 The faithful gate is AvgPool(sigmoid(BN(W x + b))) with W = conv1 . conv_project (c -> D, D = 384) at the full CNN
 resolution: in stage 1 a B x 384 x 56 x 56 tensor, 24x the size of its 16-channel input, written and read some
@@ -49,7 +52,7 @@ class SigmoidAvgPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> torch.Tensor:
-        # Under autocast the conv runs in the autocast dtype, as the unfused conv would; backward (which runs
+        # Under autocast the conv runs in the autocast dtype, as the plain conv would; backward (which runs
         # outside autocast) repeats it in that dtype and returns gradients in the inputs' own dtypes.
         device = x.device.type
         ctx.dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
@@ -98,7 +101,7 @@ class SigmoidAvgPool(torch.autograd.Function):
         return cast(dx, x_in), cast(dw, weight_in), cast(db, bias_in), None
 
 
-def fused_gate_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, norm: nn.BatchNorm2d,
+def fast_gate_tokens(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, norm: nn.BatchNorm2d,
                       down: int) -> torch.Tensor:
     """AvgPool_down(sigmoid(norm(conv1x1(x; weight, bias)))) for a BN in training mode, as B x D x h x w."""
     w, b = folded_gate_conv(x, weight, bias, norm)

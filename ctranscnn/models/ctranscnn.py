@@ -4,6 +4,15 @@ Module and parameter names follow the authors' state dict (`backbone.*`, `head.*
 load strictly (see ctranscnn.models.checkpoint). Section numbers refer to the reference spec
 (shared/docs/reference_spec.md). The three paper modules are switchable; off means the Conformer
 counterpart, so `mmaef=mbr=iim=False` is exactly Conformer-tiny (Peng et al., ICCV 2021).
+
+Owns the architecture, its presets and registered factories, and the speed switches chosen when the model is
+built (`FAST_SWITCHES`, applied by `create_model(..., fast=True)`). Four things share the word "fuse" in the
+literature; here each has one name:
+- fused logits: `fuse_logits`, the test-time score w * cnn + (1 - w) * trans (`fusion_weight`);
+- `fusion_block`: the authors' name (kept: checkpoint keys) of a coupled block's second MBR block, which takes
+  T2C's map (`t2c_map`);
+- BN folding: BatchNorms folded into convolutions for inference (ctranscnn.models.folding, `fold_for_inference`);
+- the fast gate: C2T's gate with BN statistics from its input's moments (switch `fast_c2t_gate`, c2t_gate.py).
 """
 from __future__ import annotations
 
@@ -15,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
 
-from ctranscnn.models.c2t_gate import fused_gate_tokens
+from ctranscnn.models.c2t_gate import fast_gate_tokens
 from ctranscnn.registry import register_model
 
 ATTENTION_MODES = ("sigmoid_softmax", "softmax")
@@ -44,10 +53,10 @@ class CTransCNNConfig:
     keep_unused_fc: bool = True  # the authors' head carries a never-used Linear(2C -> C)
     # speed switches: same parameters, same numbers up to float rounding (tests/test_fast_paths.py)
     fast_c2t: bool = False  # C2T's 1x1 convs composed and moved after the pooling (exact algebra)
-    # training: C2T gate's BN statistics from its input's moments, sigmoid + pooling fused (c2t_gate.py)
+    # training: C2T gate's BN statistics from its input's moments, sigmoid + pooling in one step (c2t_gate.py)
     fast_c2t_gate: bool = False
     fast_t2c: bool = False  # T2C's projection as a Linear on the tokens
-    fast_attention: bool = False  # fused scaled matmul; softmax mode via F.scaled_dot_product_attention
+    fast_attention: bool = False  # one-pass sigmoid-softmax; softmax mode via F.scaled_dot_product_attention
 
     def __post_init__(self) -> None:
         if self.depths % 3 or self.depths < 6:
@@ -90,10 +99,10 @@ class MBRBlock(nn.Module):
         self.with_residual_conv = residual_conv
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor, fusion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, t2c_map: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (block output, the conv2 activation that C2T taps)."""
         a = F.relu(self.bn1(self.conv1(x)))
-        u = self.conv2(a if fusion is None else a + fusion)  # fusion enters before the 3x3 conv
+        u = self.conv2(a if t2c_map is None else a + t2c_map)  # T2C's map enters before the 3x3 conv
         if not self.mbr:
             v = self.bn2(u)
         elif self.double_bn2:
@@ -110,12 +119,22 @@ class MBRBlock(nn.Module):
         return F.relu(y), x2
 
 
+def pool_tokens(x: torch.Tensor, down: int) -> torch.Tensor:
+    """AvgPool_down (non-overlapping windows) then B x C x h x w -> B x hw x C."""
+    return (F.avg_pool2d(x, down) if down > 1 else x).flatten(2).transpose(1, 2)
+
+
+def class_token_first(tokens: torch.Tensor, x_t: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
+    """C2T's output: GELU(LN(tokens)) behind the current class token."""
+    return torch.cat([x_t[:, :1], F.gelu(ln(tokens))], dim=1)
+
+
 class C2T(nn.Module):
     """CNN feature map -> tokens (spec §1.4); `iim=False` is Conformer's FCUDown."""
 
-    def __init__(self, c: int, dims: int, down: int, iim: bool = True, fast: bool = False, fused_gate: bool = False):
+    def __init__(self, c: int, dims: int, down: int, iim: bool = True, fast: bool = False, fast_gate: bool = False):
         super().__init__()
-        self.iim, self.down, self.fast, self.fused_gate = iim, down, fast or fused_gate, fused_gate
+        self.iim, self.down, self.fast, self.fast_gate = iim, down, fast or fast_gate, fast_gate
         self.conv_project = nn.Conv2d(c, dims, 1)
         if iim:
             self.conv1 = nn.Conv2d(dims, dims, 1)
@@ -132,12 +151,7 @@ class C2T(nn.Module):
             if self.iim:
                 p = p + self.conv2(torch.sigmoid(self.bn1(self.conv1(p))))  # additive "gate", full resolution
             p = self.sample_pooling(p).flatten(2).transpose(1, 2)
-        p = F.gelu(self.ln(p))
-        return torch.cat([x_t[:, :1], p], dim=1)  # the current class token goes in front
-
-    def pooled_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """AvgPool then B x C x h x w -> B x hw x C."""
-        return (self.sample_pooling(x) if self.down > 1 else x).flatten(2).transpose(1, 2)
+        return class_token_first(p, x_t, self.ln)
 
     def tokens_fast(self, x: torch.Tensor) -> torch.Tensor:
         """The same tokens at a fraction of the cost. 1x1 convs commute with average pooling
@@ -145,14 +159,14 @@ class C2T(nn.Module):
         conv1(conv_project(x)) is one c->D conv whose weight W1 Wp and bias W1 bp + b1 are composed on every
         call, so gradients reach the original parameters; bn1 sees the very same full-resolution tensor."""
         wp = self.conv_project.weight.flatten(1)
-        p = F.linear(self.pooled_tokens(x), wp, self.conv_project.bias)
+        p = F.linear(pool_tokens(x, self.down), wp, self.conv_project.bias)
         if self.iim:
             w1 = self.conv1.weight.flatten(1)
             bias = self.conv1.bias + w1 @ self.conv_project.bias  # matmul, not addmv: ONNX-exportable
-            if self.fused_gate and self.bn1.training:
-                gate = fused_gate_tokens(x, w1 @ wp, bias, self.bn1, self.down).flatten(2).transpose(1, 2)
+            if self.fast_gate and self.bn1.training:
+                gate = fast_gate_tokens(x, w1 @ wp, bias, self.bn1, self.down).flatten(2).transpose(1, 2)
             else:
-                gate = self.pooled_tokens(torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias))))
+                gate = pool_tokens(torch.sigmoid(self.bn1(F.conv2d(x, (w1 @ wp)[:, :, None, None], bias))), self.down)
             p = p + F.linear(gate, self.conv2.weight.flatten(1), self.conv2.bias)
         return p
 
@@ -176,12 +190,18 @@ class T2C(nn.Module):
             r = r.transpose(1, 2).reshape(b, -1, h, w)  # a channels-last view, no copy
         else:
             r = self.conv_project(x_t[:, 1:].transpose(1, 2).reshape(b, d, h, w))
-        r = F.relu(self.bn(r))
-        size = (h * self.up, w * self.up)
-        if not self.iim:
-            return F.interpolate(r, size=size)
-        r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
-        return r + torch.sigmoid(self.conv3(F.relu(self.conv2(r))))  # adds a value in (0, 1)
+        return upsample_map(F.relu(self.bn(r)), self.up, (self.conv2, self.conv3) if self.iim else None)
+
+
+def upsample_map(r: torch.Tensor, up: int, iim: tuple[nn.Conv2d, nn.Conv2d] | None) -> torch.Tensor:
+    """T2C's last step: nearest upsampling (Conformer), or with IIM's (conv2, conv3) bilinear upsampling plus a
+    gate sigmoid(conv3(relu(conv2(r)))) that adds a value in (0, 1)."""
+    size = (r.shape[-2] * up, r.shape[-1] * up)
+    if iim is None:
+        return F.interpolate(r, size=size)
+    r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
+    conv2, conv3 = iim
+    return r + torch.sigmoid(conv3(F.relu(conv2(r))))
 
 
 class Attention(nn.Module):
@@ -274,8 +294,8 @@ class IIMBlock(nn.Module):
         h, w = x2.shape[-2:]
         # C2T output is *added* to the tokens, so the class token slot receives 2*cls (Conformer quirk).
         x_t = self.trans_block(self.squeeze_block(x2, x_t) + x_t)
-        fusion = self.expand_block(x_t, h // self.down, w // self.down)
-        return self.fusion_block(x, fusion)[0], x_t
+        t2c_map = self.expand_block(x_t, h // self.down, w // self.down)
+        return self.fusion_block(x, t2c_map)[0], x_t
 
 
 def _init_module(m: nn.Module) -> None:
@@ -406,7 +426,8 @@ PRESETS: dict[str, CTransCNNConfig] = {
     "micro": CTransCNNConfig(embed_dims=64, depths=6, num_heads=2, base_channels=16, stem_channels=16),
 }
 CONFORMER = dict(mmaef=False, mbr=False, iim=False)
-# Every speed switch of CTransCNNConfig; for inference also see ctranscnn.models.fused.fuse_for_inference.
+# Every speed switch of CTransCNNConfig, registered with each factory below: `create_model(..., fast=True)` applies
+# them. For inference also see ctranscnn.models.folding.fold_for_inference.
 FAST_SWITCHES = dict(fast_c2t=True, fast_c2t_gate=True, fast_t2c=True, fast_attention=True)
 
 
@@ -414,37 +435,37 @@ def build(preset: str, num_classes: int, **overrides) -> CTransCNN:
     return CTransCNN(num_classes, replace(PRESETS[preset], **overrides))
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def ctranscnn_tiny(num_classes: int, **overrides) -> CTransCNN:
     """The authors' only architecture: D=384, 6 heads, 12 layers, channel ratio 1, patch 16."""
     return build("tiny", num_classes, **overrides)
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def ctranscnn_mini(num_classes: int, **overrides) -> CTransCNN:
     """CPU demo size: D=192, 3 heads, 6 layers, stage channels 32/64/128."""
     return build("mini", num_classes, **overrides)
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def ctranscnn_micro(num_classes: int, **overrides) -> CTransCNN:
     """Smoke/CI size: D=64, 2 heads, 6 layers, stage channels 16/32/64."""
     return build("micro", num_classes, **overrides)
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def conformer_tiny(num_classes: int, **overrides) -> CTransCNN:
     """Conformer-tiny (Peng et al., ICCV 2021): CTransCNN with MMAEF, MBR and IIM switched off."""
     return build("tiny", num_classes, **{**CONFORMER, **overrides})
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def conformer_mini(num_classes: int, **overrides) -> CTransCNN:
     """Conformer at the `mini` size: the ablation/comparison counterpart of ctranscnn_mini."""
     return build("mini", num_classes, **{**CONFORMER, **overrides})
 
 
-@register_model
+@register_model(fast_switches=FAST_SWITCHES)
 def conformer_micro(num_classes: int, **overrides) -> CTransCNN:
     """Conformer at the `micro` size: the smoke-profile counterpart of ctranscnn_micro."""
     return build("micro", num_classes, **{**CONFORMER, **overrides})

@@ -1,8 +1,10 @@
-"""Inference-only CTransCNN: every BatchNorm folded into the convolution before it.
+"""BN folding for inference: every BatchNorm of a CTransCNN/Conformer folded into the convolution before it.
 
-`fuse_for_inference(model)` returns an eval-mode copy whose outputs equal `model.eval()`'s up to float
-rounding (tests/test_fast_paths.py) at a fraction of the memory traffic. Its modules differ (fewer convs,
-with biases), so its state dict is not the authors' layout: keep the original model for checkpoints.
+Owns the folded inference modules and `fold_for_inference(model)`, the one walker that swaps them in. It accepts
+any model: one with nothing to fold (the timm baselines) comes back unchanged. The folded copy's outputs equal
+`model.eval()`'s up to float rounding (tests/test_fast_paths.py) at a fraction of the memory traffic. Its modules
+differ (fewer convs, with biases), so its state dict is not the authors' layout: keep the original model for
+checkpoints.
 
 Per MBR block (spec §1.3) the folds are: bn1 -> conv1; the 3x3 conv2 followed by 2*bn2 + conv_64_16 ->
 one 3x3 conv (the 1x1 map k*diag(bn2 scale) + W_64_16 composed into conv2's kernel); bn3 -> conv3; and
@@ -12,12 +14,14 @@ C2T's conv_project -> conv1 -> bn1 chain is one c->D conv; T2C's conv_project+bn
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ctranscnn.models.ctranscnn import C2T, T2C, Attention, CTransCNN, MBRBlock
+from ctranscnn.models.ctranscnn import (C2T, T2C, Attention, CTransCNNBackbone, MBRBlock, class_token_first,
+                                        pool_tokens, upsample_map)
 
 
 def bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,7 +44,7 @@ def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tenso
     return conv.weight * scale[:, None, None, None], bias
 
 
-class FusedMBR(nn.Module):
+class FoldedMBR(nn.Module):
     """MBR block as conv1 -> 3x3 conv2 -> conv3 plus one shortcut conv, all with biases."""
 
     def __init__(self, block: MBRBlock):
@@ -65,61 +69,91 @@ class FusedMBR(nn.Module):
             parts.append(fold(block.conv_identity, block.bn_out))
         self.shortcut = conv_from(sum(w for w, _ in parts), sum(b for _, b in parts), stride) if parts else None
 
-    def forward(self, x: torch.Tensor, fusion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, t2c_map: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         a = F.relu(self.conv1(x))
-        x2 = F.relu(self.conv2(a if fusion is None else a + fusion))
+        x2 = F.relu(self.conv2(a if t2c_map is None else a + t2c_map))
         y = self.conv3(x2)
         y = y + (x if self.shortcut is None else self.shortcut(x))
         return F.relu(y), x2
 
 
-class FusedC2T(C2T):
-    """C2T's fast path (pooled tokens, Linears) with conv_project -> conv1 -> bn1 as one c->D conv."""
+class FoldedC2T(nn.Module):
+    """C2T as in its fast path (1x1 convs as Linears on the pooled tokens), with conv_project -> conv1 -> bn1 as
+    one c->D conv: tokens = Wp pool(x) + bp (+ W2 pool(sigmoid(gate(x))) + b2 with IIM)."""
 
     def __init__(self, c2t: C2T):
-        nn.Module.__init__(self)
-        self.iim, self.down, self.fast = c2t.iim, c2t.down, True
-        self.conv_project, self.sample_pooling, self.ln = c2t.conv_project, c2t.sample_pooling, c2t.ln
+        super().__init__()
+        self.down = c2t.down
+        self.project = nn.Linear(c2t.conv_project.in_channels, c2t.conv_project.out_channels)
+        self.project.weight.data.copy_(c2t.conv_project.weight.flatten(1))
+        self.project.bias.data.copy_(c2t.conv_project.bias)
+        self.ln = c2t.ln
+        self.gate = self.mix = None
         if c2t.iim:
             w1 = c2t.conv1.weight.flatten(1)
             weight = (w1 @ c2t.conv_project.weight.flatten(1))[:, :, None, None]
             bias = w1 @ c2t.conv_project.bias + c2t.conv1.bias
             scale, shift = bn_scale_shift(c2t.bn1)
             self.gate = conv_from(weight * scale[:, None, None, None], bias * scale + shift)
-            self.conv2 = c2t.conv2
+            self.mix = nn.Linear(c2t.conv2.in_channels, c2t.conv2.out_channels)
+            self.mix.weight.data.copy_(c2t.conv2.weight.flatten(1))
+            self.mix.bias.data.copy_(c2t.conv2.bias)
 
-    def tokens_fast(self, x: torch.Tensor) -> torch.Tensor:
-        p = F.linear(self.pooled_tokens(x), self.conv_project.weight.flatten(1), self.conv_project.bias)
-        if self.iim:
-            gate = self.pooled_tokens(self.gate(x).sigmoid_())  # in place: a B x 384 x H x W map
-            p = p + F.linear(gate, self.conv2.weight.flatten(1), self.conv2.bias)
-        return p
+    def forward(self, x: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        p = self.project(pool_tokens(x, self.down))
+        if self.gate is not None:
+            p = p + self.mix(pool_tokens(self.gate(x).sigmoid_(), self.down))  # in place: a B x D x H x W map
+        return class_token_first(p, x_t, self.ln)
 
 
-class FusedT2C(T2C):
-    """T2C's fast path with its BN folded into the projection."""
+class FoldedT2C(nn.Module):
+    """T2C with its BN folded into the projection, applied as a Linear on the tokens (T2C's fast path)."""
 
     def __init__(self, t2c: T2C):
-        nn.Module.__init__(self)
-        self.iim, self.up, self.fast = t2c.iim, t2c.up, True
-        self.conv_project = conv_from(*fold(t2c.conv_project, t2c.bn))
-        self.bn = nn.Identity()
+        super().__init__()
+        self.up = t2c.up
+        weight, bias = fold(t2c.conv_project, t2c.bn)
+        self.project = nn.Linear(weight.shape[1], weight.shape[0])
+        self.project.weight.data.copy_(weight.flatten(1))
+        self.project.bias.data.copy_(bias)
+        self.iim = t2c.iim
         if t2c.iim:
             self.conv2, self.conv3 = t2c.conv2, t2c.conv3
 
+    def forward(self, x_t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        r = F.relu(self.project(x_t[:, 1:])).transpose(1, 2).reshape(x_t.shape[0], -1, h, w)
+        return upsample_map(r, self.up, (self.conv2, self.conv3) if self.iim else None)
 
-@torch.no_grad()
-def fuse_for_inference(model: CTransCNN) -> CTransCNN:
-    """An eval-mode copy with all BNs folded and the fast attention path on; `model` is left untouched."""
-    fused = copy.deepcopy(model).eval()
-    replace = {MBRBlock: FusedMBR, C2T: FusedC2T, T2C: FusedT2C}
-    for parent in list(fused.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) in replace:
-                setattr(parent, name, replace[type(child)](child))
-            elif isinstance(child, Attention):
-                child.fast = True
-    backbone = fused.backbone
+
+def _fold_stem(backbone: CTransCNNBackbone) -> CTransCNNBackbone:
+    """The stem's conv1 + bn1 as one conv, in place (the backbone's other children are folded by the walker)."""
     backbone.conv1 = conv_from(*fold(backbone.conv1, backbone.bn1), stride=2)
     backbone.bn1 = nn.Identity()
-    return fused.eval().requires_grad_(False)
+    return backbone
+
+
+def _fast_attention(attention: Attention) -> Attention:
+    attention.fast = True  # same parameters; the one-pass softmax (exact up to rounding)
+    return attention
+
+
+# How each foldable module type becomes its inference form (a new module, or the same one changed in place).
+FOLDS: dict[type, Callable[[nn.Module], nn.Module]] = {
+    MBRBlock: FoldedMBR, C2T: FoldedC2T, T2C: FoldedT2C, CTransCNNBackbone: _fold_stem, Attention: _fast_attention,
+}
+
+
+@torch.no_grad()
+def fold_for_inference(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with every foldable module replaced by its folded form, gradients off; `model` is left
+    untouched. A model with nothing to fold (every baseline) is returned as it is."""
+    if not any(type(m) in FOLDS for m in model.modules()):
+        return model
+    folded = copy.deepcopy(model).eval()
+    for parent in list(folded.modules()):  # listed first: replacing children must not change what is visited
+        for name, child in list(parent.named_children()):
+            if type(child) in FOLDS:
+                setattr(parent, name, FOLDS[type(child)](child))
+    if type(folded) in FOLDS:
+        folded = FOLDS[type(folded)](folded)
+    return folded.eval().requires_grad_(False)
