@@ -13,7 +13,7 @@ from ctranscnn.engine.rundir import RunDir
 from ctranscnn.engine.trainer import TrainState
 from ctranscnn.report.claims import (CONTRADICTED, FULL, NOT_RESOLVED, SUPPORTED, ablation_claims, claims_table,
                                      comparison_claims, split_claim)
-from ctranscnn.report.compare import RunComparer, difference_columns
+from ctranscnn.report.compare import RunComparer, difference_columns, difference_frame
 
 CLASSES = ["Atelectasis", "Effusion", "Nodule"]
 
@@ -85,13 +85,13 @@ def test_claims_table_verdicts(runs):
     for m in ("mAUC", "mAP"):
         assert row[f"{m} diff"] == pytest.approx(mean(runs[FULL], m) - mean(runs["w/o MBR"], m), rel=1e-9)
         assert row[f"{m} diff lo"] < row[f"{m} diff"] < row[f"{m} diff hi"]
-    assert row["seeds"] == "3/3" and row["test images"] == "400"
+    assert row["seeds"] == "3 vs 3" and row["test images"] == "400"
     assert row["budget"] == "profile smoke: 2 epochs at 32 px, 64 train / 400 test images"
     split = numeric.iloc[-1]
     assert split["source"] == "ours" and split["test images"] == "350 vs 400 (different test sets)"
-    assert numeric.iloc[0]["seeds"] == "3/1"
+    assert numeric.iloc[0]["seeds"] == "3 vs 1"
     assert list(display.columns) == ["claim", "source", "mAUC diff [95% CI]", "mAP diff [95% CI]",
-                                     "mAUC diff, mean ± sd over seeds", "seeds", "test images", "data", "budget",
+                                     "mAUC diff: seeds mean ± sd", "seeds", "test images", "data", "budget",
                                      "verdict"]
     again, _ = claims_table(claims, RunComparer())  # same resample streams: a rerun gives the same CIs
     assert again.equals(numeric)
@@ -105,8 +105,15 @@ def test_compare_pairs_runs_on_the_same_test_images(runs):
     assert not other["mAUC"].paired
     # the full model's replicates are computed once and shared by both comparisons
     assert len(comparer._replicates) == 9 and len(comparer._counts) == 2
-    numeric, display = difference_columns(same)
+    numeric, display = difference_columns(same, "minus full")
     assert display["CI excludes 0 (mAUC, mAP)"] in {"no, no", "no, yes (+)", "no, yes (-)"}
-    assert display["mAUC diff, mean ± sd over seeds"].count("±") == 1
+    assert display["mAUC minus full: seeds mean ± sd"].count("±") == 1
+    assert numeric["mAUC minus full"] == same["mAUC"].diff and numeric["mAP minus full lo"] == same["mAP"].lo
+    groups = {k: runs[k] for k in (FULL, "w/o MBR", "w/o IIM")} | {"resnet50": runs["resnet50"]}
+    num, disp = difference_frame(groups, FULL, comparer, "minus full")
+    assert list(num.index) == list(groups) and list(disp["seeds"]) == [3, 3, 3, 1]
+    assert disp.loc[FULL, "CI excludes 0 (mAUC, mAP)"] == "reference" and np.isnan(num.loc[FULL, "mAUC minus full"])
+    assert disp.loc["w/o MBR", "CI excludes 0 (mAUC, mAP)"] == "yes (-), yes (-)"
+    assert num.loc["w/o IIM", "mAUC minus full"] == pytest.approx(-same["mAUC"].diff, rel=1e-12)
     with pytest.raises(ValueError, match="different test sets"):
         comparer.compare(runs[FULL] + runs["leaky"][:1], runs["w/o IIM"])

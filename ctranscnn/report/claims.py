@@ -26,6 +26,7 @@ SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolv
 # The ablation variants of the paper's three modules (ctranscnn.report.plan.ABLATION keys) and the full model.
 FULL = "CTransCNN (full)"
 MODULES = {"MMAEF": "w/o MMAEF", "MBR": "w/o MBR", "IIM": "w/o IIM"}
+SHOWN = ("mAUC diff [95% CI]", "mAP diff [95% CI]", "mAUC diff: seeds mean ± sd")  # display columns of the measurement
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,13 @@ def claims_table(claims: Sequence[Claim], comparer: RunComparer) -> tuple[pd.Dat
     for c in claims:
         diffs = comparer.compare(c.higher, c.lower)
         num, disp = difference_columns(diffs)
-        paired = diffs["mAUC"].paired
-        tested = (f"{n_test_images(c.higher)}" if paired else
+        tested = (f"{n_test_images(c.higher)}" if diffs["mAUC"].paired else
                   f"{n_test_images(c.higher)} vs {n_test_images(c.lower)} (different test sets)")
-        rests_on = budget(c.higher)
         head = {"claim": c.claim, "source": c.source}
-        tail = {"test images": tested, "data": c.data, "budget": rests_on, "verdict": verdict(diffs["mAUC"])}
+        tail = {"seeds": f"{len(c.higher)} vs {len(c.lower)}", "test images": tested, "data": c.data,
+                "budget": budget(c.higher), "verdict": verdict(diffs["mAUC"])}
         numeric.append(head | num | tail)
-        display.append(head | {k: disp[k] for k in ("mAUC diff [95% CI]", "mAP diff [95% CI]",
-                                                    "mAUC diff, mean ± sd over seeds", "seeds")} | tail)
+        display.append(head | {k: disp[k] for k in SHOWN} | tail)
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 

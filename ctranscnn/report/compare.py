@@ -9,9 +9,10 @@ ablation row) share its replicates, and a rerun of the report gives the same CIs
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ctranscnn.engine.config import EvalConfig
 from ctranscnn.metrics import bootstrap_counts
@@ -102,22 +103,37 @@ def excludes_zero_text(d: Difference) -> str:
     return {1: "yes (+)", -1: "yes (-)", 0: "no"}[d.sign]
 
 
-def difference_columns(diffs: dict[str, Difference], digits: int = 2) -> tuple[dict[str, Any], dict[str, str]]:
-    """(numeric, display) cells of one table row for the differences of `RunComparer.compare`.
+def difference_columns(diffs: dict[str, Difference], name: str = "diff",
+                       digits: int = 2) -> tuple[dict[str, Any], dict[str, str]]:
+    """(numeric, display) cells of one table row for the differences of `RunComparer.compare`, named
+    '<metric> <name>' (e.g. 'mAUC minus full').
 
-    numeric: '<m> diff', '<m> diff lo', '<m> diff hi', '<m> diff sd (seeds)', '<m> CI excludes 0' per metric,
-    'seeds' ('k_a/k_b'). display: '<m> diff [95% CI]', '<m> diff, mean ± sd over seeds', 'CI excludes 0'
-    ('mAUC, mAP': yes (+) / yes (-) / no), 'seeds'."""
+    numeric: '<m> <name>', '... lo', '... hi', '... sd (seeds)', '<m> CI excludes 0' per metric. display:
+    '<m> <name> [95% CI]', '<m> <name>: seeds mean ± sd' (the per-seed differences; the difference of the
+    seed means where the sides ran different seeds) and 'CI excludes 0 (mAUC, mAP)': yes (+) / yes (-) / no."""
     numeric: dict[str, Any] = {}
     display: dict[str, str] = {}
     for m, d in diffs.items():
-        numeric |= {f"{m} diff": d.diff, f"{m} diff lo": d.lo, f"{m} diff hi": d.hi,
-                    f"{m} diff sd (seeds)": d.seed_sd, f"{m} CI excludes 0": d.excludes_zero}
-        display[f"{m} diff [95% CI]"] = (f"{d.diff:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
-                                         if np.isfinite(d.diff) else NA)
-        seed_level = fmt_mean_sd(d.seed_diffs, digits) if d.seed_diffs else f"{d.diff:.{digits}f}"
-        display[f"{m} diff, mean ± sd over seeds"] = seed_level
-    first = next(iter(diffs.values()))
-    numeric["seeds"] = display["seeds"] = f"{len(first.seeds_a)}/{len(first.seeds_b)}"
+        numeric |= {f"{m} {name}": d.diff, f"{m} {name} lo": d.lo, f"{m} {name} hi": d.hi,
+                    f"{m} {name} sd (seeds)": d.seed_sd, f"{m} CI excludes 0": d.excludes_zero}
+        display[f"{m} {name} [95% CI]"] = (f"{d.diff:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
+                                           if np.isfinite(d.diff) else NA)
+        display[f"{m} {name}: seeds mean ± sd"] = (fmt_mean_sd(d.seed_diffs, digits) if d.seed_diffs else
+                                                   f"{d.diff:.{digits}f}")
     display["CI excludes 0 (mAUC, mAP)"] = ", ".join(excludes_zero_text(d) for d in diffs.values())
     return numeric, display
+
+
+def difference_frame(groups: Mapping[str, Sequence[RunLike]], reference: str, comparer: RunComparer,
+                     name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numeric, display) indexed by group key: every group minus `reference` (difference_columns, named
+    `name`), and 'seeds' (runs in the group). The reference row has no differences and says 'reference'."""
+    numeric, display = {}, {}
+    for key, runs in groups.items():
+        if key == reference:
+            numeric[key], display[key] = {}, {"CI excludes 0 (mAUC, mAP)": "reference"}
+        else:
+            numeric[key], display[key] = difference_columns(comparer.compare(runs, groups[reference]), name)
+        numeric[key]["seeds"] = display[key]["seeds"] = len(runs)
+    num, disp = pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(display, orient="index")
+    return num, disp.fillna("-")
