@@ -18,30 +18,12 @@ fi
 
 satisfied() {
     # -I: isolated, so the checkout's own folders (ctranscnn.egg-info) do not stand in for the installed package.
-    "$VENV/bin/python" -I - "$PWD" <<'PY'
-import importlib.metadata as md, importlib.util, sys, tomllib
-from pathlib import Path
-try:
-    from packaging.requirements import Requirement
-except ImportError:
-    sys.exit(1)
-repo = Path(sys.argv[1])
-project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-spec = importlib.util.find_spec(project["name"])
-if spec is None or not Path(spec.origin).resolve().is_relative_to(repo.resolve()):
-    sys.exit(1)  # not installed, or installed from another checkout
-try:
-    for r in map(Requirement, project["dependencies"] + project["optional-dependencies"]["dev"]):
-        if not r.specifier.contains(md.version(r.name), prereleases=True):
-            sys.exit(1)
-except md.PackageNotFoundError:
-    sys.exit(1)
-PY
+    "$VENV/bin/python" -I scripts/env_check.py "$PWD" 2>"$VENV/.ctranscnn-unmet"
 }
 
 if ! satisfied; then
     echo "setup_env: installing ctranscnn[dev] into $VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
-    satisfied || { echo "setup_env: requirements still unsatisfied after pip install" >&2; exit 1; }
+    satisfied || { echo "setup_env: requirements still unsatisfied after pip install: $(cat "$VENV/.ctranscnn-unmet")" >&2; exit 1; }
 fi
 echo "$want" > "$stamp"
