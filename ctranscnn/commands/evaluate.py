@@ -18,12 +18,12 @@ def run(args: argparse.Namespace) -> int:
     from ctranscnn.data.errors import DataError
     from ctranscnn.engine.config import ConfigError
     from ctranscnn.engine.run_eval import evaluate_run
+    from ctranscnn.metrics import METRIC_COLUMNS as keys
 
     try:
         out, metrics = evaluate_run(args.run, args.split, args.checkpoint, parse_overrides(args.set))
     except (ConfigError, DataError, FileNotFoundError) as err:
         raise SystemExit(f"evaluate: {err}") from None
-    keys = ("mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
     print(f"{args.run} [{args.checkpoint}] {args.split}: " + "  ".join(f"{k} {metrics[k]:.2f}" for k in keys))
     if "tuned" in metrics:
         print("  tuned thresholds: " + "  ".join(f"{k} {metrics['tuned'][k]:.2f}" for k in keys[2:]))
