@@ -19,9 +19,6 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-# re-exported until report/context.py imports it from ctranscnn.io (the one save_figure)
-from ctranscnn.io import save_figure  # noqa: F401
-
 FPR_GRID = np.linspace(0.0, 1.0, 201)
 RECALL_GRID = np.linspace(0.0, 1.0, 201)
 
