@@ -109,34 +109,35 @@ def compute_metrics(y_true, y_score, thr: float | np.ndarray = 0.5, single_class
     }
 
 
-def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """ROC AUC (fraction) of one class under R weightings w (R x N) of its samples; NaN if one-sided.
+def _weighted_auc_ap(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC AUC and AP (fractions) of one class under R weightings w (R x N) of its samples, from one sort;
+    AUC NaN if one-sided, AP NaN without positive weight.
 
-    Mann-Whitney with ties counting 1/2: sum over tie blocks of positive weight times
-    (negative weight strictly below + half the negative weight in the block), over W+ W-.
+    Over the blocks of tied scores, ascending: AUC is Mann-Whitney with ties counting 1/2, the sum of positive
+    weight times (negative weight strictly below + half the negative weight in the block), over W+ W-. AP walks
+    the blocks from the top: each block's positive weight times the precision at its end, over W+ (ties as one
+    step; a repeated sample ties with itself, so integer weights give the AP of the expanded sample).
     """
     order = np.argsort(s, kind="stable")
     s, y, w = s[order], y[order].astype(bool), w[:, order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = np.add.reduceat(np.where(y, w, 0), starts, axis=1)
-    neg = np.add.reduceat(np.where(y, 0, w), starts, axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    u = np.sum(pos * (neg_below + 0.5 * neg), axis=1)
-    pairs = pos.sum(1) * neg.sum(1)
-    return np.divide(u, pairs, out=np.full(len(w), np.nan), where=pairs > 0)
-
-
-def _weighted_ap(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """AP (fraction) of one class under R weightings w (R x N) of its samples, ties as one step; NaN without
-    positive weight. Equals `average_precision` on the sample repeated w times (a repeat ties with itself)."""
-    order = np.argsort(-s, kind="stable")
-    s, y, w = s[order], y[order].astype(bool), w[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    tp = np.add.reduceat(np.where(y, w, 0), starts, axis=1)
-    cum_tp, cum_all = np.cumsum(tp, axis=1), np.cumsum(np.add.reduceat(w, starts, axis=1), axis=1)
-    precision = np.divide(cum_tp, cum_all, out=np.zeros_like(cum_tp), where=cum_all > 0)
-    n_pos = cum_tp[:, -1]
-    return np.divide(np.sum(tp * precision, axis=1), n_pos, out=np.full(len(w), np.nan), where=n_pos > 0)
+    if len(starts) == len(s):  # no ties: every sample is its own block
+        total, hit, pos = w, np.flatnonzero(y), w[:, y]
+    else:
+        total = np.add.reduceat(w, starts, axis=1)
+        hit = np.flatnonzero(np.add.reduceat(y.astype(np.int64), starts))
+        pos = np.add.reduceat(np.where(y, w, 0), starts, axis=1)[:, hit]
+    # Only blocks holding positives add to either sum: work on those columns (a few per cent of them).
+    cum_total, total = np.cumsum(total, axis=1)[:, hit], total[:, hit]
+    cum_pos = np.cumsum(pos, axis=1)
+    w_all, w_pos = w.sum(1), pos.sum(1)
+    neg_below_and_half = cum_total - cum_pos - 0.5 * (total - pos)
+    pairs = w_pos * (w_all - w_pos)
+    auc = np.divide(np.sum(pos * neg_below_and_half, axis=1), pairs, out=np.full(len(w), np.nan), where=pairs > 0)
+    above = w_all[:, None] - cum_total + total  # weight in this block and above it
+    precision = np.divide(w_pos[:, None] - cum_pos + pos, above, out=np.zeros_like(above), where=above > 0)
+    ap = np.divide(np.sum(pos * precision, axis=1), w_pos, out=np.full(len(w), np.nan), where=w_pos > 0)
+    return auc, ap
 
 
 def bootstrap_strata(y_true: np.ndarray) -> np.ndarray:
@@ -193,8 +194,8 @@ def resampled_metrics(y_true, y_score, counts: np.ndarray, single_class: str = "
     estimate covers (`compute_metrics`, same policy)."""
     y_true, y_score = _check(y_true, y_score, single_class)
     n, c = y_true.shape
-    auc = np.stack([_weighted_auc(y_true[:, k], y_score[:, k], counts) for k in range(c)], axis=1)
-    ap = np.stack([_weighted_ap(y_true[:, k], y_score[:, k], counts) for k in range(c)], axis=1)
+    auc, ap = (np.stack(x, axis=1) for x in zip(*(_weighted_auc_ap(y_true[:, k], y_score[:, k], counts)
+                                                   for k in range(c))))
     pos = y_true.sum(0)
     if single_class == "fifty":
         auc, ap = np.where((pos == 0) | (pos == n), 0.5, auc), np.where(pos == 0, 0.0, ap)

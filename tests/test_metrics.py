@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from ctranscnn.metrics import (_weighted_ap, _weighted_auc, bootstrap_ci, bootstrap_counts, bootstrap_strata,
+from ctranscnn.metrics import (_weighted_auc_ap, bootstrap_ci, bootstrap_counts, bootstrap_strata,
                                compute_metrics, resampled_metrics, tune_thresholds)
 
 
@@ -109,22 +109,22 @@ def test_single_class_columns_both_policies():
 def test_weighted_auc_equals_sklearn_with_sample_weight():
     y, s = make(n=80, c=1, seed=3, decimals=1)
     w = np.random.default_rng(3).integers(0, 4, size=(5, 80)).astype(float)
-    got = _weighted_auc(y[:, 0], s[:, 0], w)
+    got = _weighted_auc_ap(y[:, 0], s[:, 0], w)[0]
     want = [roc_auc_score(y[:, 0], s[:, 0], sample_weight=row) for row in w]
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert np.isnan(_weighted_auc(np.zeros(4, int), np.arange(4.0), np.ones((1, 4))))[0]
+    assert np.isnan(_weighted_auc_ap(np.zeros(4, int), np.arange(4.0), np.ones((1, 4)))[0])[0]
 
 
 def test_weighted_ap_equals_sklearn_with_sample_weight():
     y, s = make(n=80, c=1, seed=6, decimals=1)  # heavy ties
     w = np.random.default_rng(6).integers(0, 4, size=(5, 80)).astype(float)
-    got = _weighted_ap(y[:, 0], s[:, 0], w)
+    got = _weighted_auc_ap(y[:, 0], s[:, 0], w)[1]
     want = [average_precision_score(y[:, 0], s[:, 0], sample_weight=row) for row in w]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     # integer weights = the sample repeated: the package's own AP on the expanded arrays
     idx = np.repeat(np.arange(80), w[0].astype(int))
     assert got[0] == pytest.approx(compute_metrics(y[idx], s[idx])["per_class_ap"][0] / 100, rel=1e-12)
-    assert np.isnan(_weighted_ap(np.zeros(4, int), np.arange(4.0), np.ones((1, 4))))[0]
+    assert np.isnan(_weighted_auc_ap(np.zeros(4, int), np.arange(4.0), np.ones((1, 4)))[1])[0]
 
 
 def test_bootstrap_counts_keep_strata_and_label_values():
