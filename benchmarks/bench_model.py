@@ -23,8 +23,8 @@ import torch
 
 from gpu_check import EARLY_FAST_SWITCHES  # sibling script: the GPU runs' JSON format
 
+from ctranscnn.engine.setup import git_commit
 from ctranscnn.io import atomic_write_text, write_json
-from ctranscnn.report.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 

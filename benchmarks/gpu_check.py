@@ -34,9 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ctranscnn.bench import BenchSpec, capture, measure  # noqa: E402
+from ctranscnn.engine.setup import git_commit  # noqa: E402
 from ctranscnn.io import write_json  # noqa: E402
 from ctranscnn.registry import create_model, fast_switches  # noqa: E402
-from ctranscnn.report.provenance import git_commit  # noqa: E402
 
 # runs recorded before the report named its fast switches used these (the switches at the time)
 EARLY_FAST_SWITCHES = ["fast_attention", "fast_c2t", "fast_t2c"]
