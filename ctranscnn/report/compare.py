@@ -108,14 +108,16 @@ def difference_columns(diffs: dict[str, Difference], name: str = "diff",
     """(numeric, display) cells of one table row for the differences of `RunComparer.compare`, named
     '<metric> <name>' (e.g. 'mAUC minus full').
 
-    numeric: '<m> <name>', '... lo', '... hi', '... sd (seeds)', '<m> CI excludes 0' per metric. display:
+    numeric: '<m> <name>', '... lo', '... hi', '... sd (seeds)', '<m> CI excludes 0', '<m> CI method' per metric.
+    display:
     '<m> <name> [95% CI]', '<m> <name>: seeds mean ± sd' (the per-seed differences; the difference of the
     seed means where the sides ran different seeds) and 'CI excludes 0 (mAUC, mAP)': yes (+) / yes (-) / no."""
     numeric: dict[str, Any] = {}
     display: dict[str, str] = {}
     for m, d in diffs.items():
         numeric |= {f"{m} {name}": d.diff, f"{m} {name} lo": d.lo, f"{m} {name} hi": d.hi,
-                    f"{m} {name} sd (seeds)": d.seed_sd, f"{m} CI excludes 0": d.excludes_zero}
+                    f"{m} {name} sd (seeds)": d.seed_sd, f"{m} CI excludes 0": d.excludes_zero,
+                    f"{m} CI method": d.method}
         display[f"{m} {name} [95% CI]"] = (f"{d.diff:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
                                            if np.isfinite(d.diff) else NA)
         display[f"{m} {name}: seeds mean ± sd"] = (fmt_mean_sd(d.seed_diffs, digits) if d.seed_diffs else
