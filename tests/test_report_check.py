@@ -20,7 +20,8 @@ def test_complete_tree_passes(tmp_path, capsys):
     assert f"{len(files)} of {len(files)}" in capsys.readouterr().out
     # per-dataset outputs for both datasets; comparison outputs for the chest one only
     names = {f.name for f in files}
-    assert {"02_main_results_b-phantom.tex", "04_comparison_a-phantom.csv", "05_gradcam_a-phantom.pdf"} <= names
+    assert {"02_main_results_b-phantom.tex", "04_comparison_a-phantom.csv", "05_gradcam_a-phantom.pdf",
+            "06_claims.md", "06_claims.csv", "06_claims.tex"} <= names
     assert "04_comparison_b-phantom.csv" not in names
 
 

@@ -17,7 +17,7 @@ PER_DATASET = {"tables": ("01_cardinality", "01_leakage", "01_prevalence", "01_s
 FIRST_CHEST = {"tables": ("02_split_effect", "03_ablation", "04_comparison", "04_complexity", "04_models",
                           "04_per_class_auc", "05_localisation"),
                "figures": ("03_ablation", "04_radar", "04_roc_models", "05_gradcam")}
-GLOBAL_TABLES = ("06_runtime_notebooks", "06_runtime_runs")
+GLOBAL_TABLES = ("06_claims", "06_runtime_notebooks", "06_runtime_runs")
 
 
 def expected_files(results: Path, figures: Path, datasets: list[str], chest: str) -> list[Path]:
