@@ -56,3 +56,56 @@ def test_threshold_outside_unit_interval_is_rejected(tmp_path, value):
 
 def test_threshold_bounds_are_accepted():
     assert [load_config(None, {"eval.threshold": t}).eval.threshold for t in (0, 1, 0.25)] == [0.0, 1.0, 0.25]
+
+
+FIELDS = "embed_dims, depths, num_heads"  # the start of the accepted list (CTransCNNConfig's field order)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("mmaef", "flase", "model.overrides.mmaef: expected true or false, got 'flase'"),
+    ("mmaef", 0, "model.overrides.mmaef: expected true or false, got 0"),
+    ("attention", "sofmax", "model.overrides.attention: expected one of 'sigmoid_softmax', 'softmax', got 'sofmax'"),
+    ("depths", "abc", "model.overrides.depths: expected an integer, got 'abc'"),
+    ("depths", 7.0, "model.overrides.depths: expected an integer, got 7.0"),
+    ("fusion_weight", True, "model.overrides.fusion_weight: expected a number, got True"),
+    ("mmaeff", False, f"model.overrides.mmaeff: not a setting of ctranscnn_micro; accepted: {FIELDS}"),
+    ("depths", 7, "model.overrides: ctranscnn_micro: depths must be a multiple of 3 and >= 6, got 7"),
+])
+def test_model_overrides_are_checked_against_the_model_config(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"profile": "smoke", f"model.overrides.{key}": value})
+    assert str(e.value).startswith(f"--set: {message}")
+    # from a file, the error names the file
+    path = write(tmp_path, f"profile: smoke\nmodel:\n  overrides:\n    {key}: {'true' if value is True else value}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: {message}")
+
+
+def test_valid_overrides_pass_and_build_what_they_say():
+    from ctranscnn import create_model
+
+    cfg = load_config(None, {"profile": "smoke", "model.overrides.mmaef": False, "model.overrides.attention": "softmax",
+                             "model.overrides.depths": 9, "model.overrides.fusion_weight": 1})
+    assert cfg.model.overrides == {"mmaef": False, "attention": "softmax", "depths": 9, "fusion_weight": 1}
+    model = create_model("ctranscnn_micro", 2, **cfg.model.overrides)
+    assert (model.cfg.mmaef, model.cfg.attention, model.cfg.depths) == (False, "softmax", 9)
+
+
+def test_conformer_overrides_are_checked_on_conformer_config():
+    from ctranscnn.registry import OverrideError, check_overrides
+
+    check_overrides("conformer_micro", {"mmaef": True})  # switching a paper module back on is allowed
+    with pytest.raises(OverrideError, match=r"^mbr: expected true or false, got 'no'$"):
+        check_overrides("conformer_micro", {"mbr": "no"})
+    check_overrides("resnet50", {"drop_path_rate": 0.1})  # baselines: timm keywords, not checked here
+
+
+def test_cli_names_the_bad_override(tmp_path, capsys):
+    from ctranscnn.cli import main
+
+    with pytest.raises(SystemExit, match=r"^info: --set mmaef: expected true or false, got 'flase'$"):
+        main(["info", "--model", "ctranscnn_micro", "--num-classes", "3", "--set", "mmaef=flase"])
+    path = write(tmp_path, "profile: smoke\ndata:\n  dataset: nih\n  root: /nonexistent\n")
+    with pytest.raises(SystemExit, match=r"^train: --set: model.overrides.attention: expected one of"):
+        main(["train", "--config", str(path), "--set", "model.overrides.attention=sofmax"])

@@ -18,8 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctranscnn import create_model
     from ctranscnn.models.complexity import model_complexity
+    from ctranscnn.registry import OverrideError
 
-    model = create_model(args.model, args.num_classes, **parse_overrides(args.set))
+    try:
+        model = create_model(args.model, args.num_classes, **parse_overrides(args.set))
+    except OverrideError as err:
+        raise SystemExit(f"info: --set {err}") from None
+    except KeyError as err:  # unknown model name
+        raise SystemExit(f"info: {err.args[0]}") from None
     info = {"model": args.model, "num_classes": args.num_classes, **model_complexity(model, args.size)}
     if args.json:
         print(json.dumps(info, indent=2))

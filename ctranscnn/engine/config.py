@@ -268,11 +268,30 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {tuple(PROFILES)}, got {profile!r}")
     cfg = RunConfig()
+    origin: dict[str, str] = {}  # model override -> the layer that set it, for error messages
     for layer, values in ((source, from_file), (f"profile {profile}", PROFILES[profile]), ("--set", overrides)):
         for key, value in values.items():
             set_key(cfg, key, value, layer)
+            if key == "model.overrides" and isinstance(value, dict):
+                origin.update(dict.fromkeys(value, layer))
+            elif key.startswith("model.overrides."):
+                origin[key.removeprefix("model.overrides.")] = layer
     validate(cfg)
+    if cfg.model.overrides:
+        _check_overrides(cfg.model, origin)
     return cfg
+
+
+def _check_overrides(model: ModelConfig, origin: dict[str, str]) -> None:
+    """Overrides must be fields of the model's config with values of their types (booleans only true/false),
+    checked before any data is read. Imports the models (torch), so only runs when there are overrides."""
+    from ctranscnn.registry import OverrideError, check_overrides
+
+    try:
+        check_overrides(resolve_model_name(model), model.overrides)
+    except OverrideError as err:
+        where = origin.get(err.key, "model.overrides") if err.key else ", ".join(sorted(set(origin.values())))
+        raise ConfigError(f"{where}: model.overrides.{err}" if err.key else f"{where}: model.overrides: {err}") from None
 
 
 def validate(cfg: RunConfig) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import torch
 import torch.nn as nn
@@ -27,7 +28,8 @@ from timm.layers import DropPath
 from ctranscnn.models.c2t_gate import fast_gate_tokens
 from ctranscnn.registry import register_model
 
-ATTENTION_MODES = ("sigmoid_softmax", "softmax")
+AttentionMode = Literal["sigmoid_softmax", "softmax"]
+ATTENTION_MODES = get_args(AttentionMode)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class CTransCNNConfig:
     mbr: bool = True
     iim: bool = True
     # authors' quirks, each switchable (spec §7 and §8)
-    attention: str = "sigmoid_softmax"  # in MMAEF layers; Conformer layers always use softmax
+    attention: AttentionMode = "sigmoid_softmax"  # in MMAEF layers; Conformer layers always use softmax
     double_bn2: bool = True  # MBR: bn2 applied twice (2*BN(u) + conv1x1(u))
     fusion_weight: float = 0.9  # test-time fused logit = w * cnn + (1 - w) * trans
     keep_unused_fc: bool = True  # the authors' head carries a never-used Linear(2C -> C)
@@ -435,37 +437,37 @@ def build(preset: str, num_classes: int, **overrides) -> CTransCNN:
     return CTransCNN(num_classes, replace(PRESETS[preset], **overrides))
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=PRESETS["tiny"])
 def ctranscnn_tiny(num_classes: int, **overrides) -> CTransCNN:
     """The authors' only architecture: D=384, 6 heads, 12 layers, channel ratio 1, patch 16."""
     return build("tiny", num_classes, **overrides)
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=PRESETS["mini"])
 def ctranscnn_mini(num_classes: int, **overrides) -> CTransCNN:
     """CPU demo size: D=192, 3 heads, 6 layers, stage channels 32/64/128."""
     return build("mini", num_classes, **overrides)
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=PRESETS["micro"])
 def ctranscnn_micro(num_classes: int, **overrides) -> CTransCNN:
     """Smoke/CI size: D=64, 2 heads, 6 layers, stage channels 16/32/64."""
     return build("micro", num_classes, **overrides)
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=replace(PRESETS["tiny"], **CONFORMER))
 def conformer_tiny(num_classes: int, **overrides) -> CTransCNN:
     """Conformer-tiny (Peng et al., ICCV 2021): CTransCNN with MMAEF, MBR and IIM switched off."""
     return build("tiny", num_classes, **{**CONFORMER, **overrides})
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=replace(PRESETS["mini"], **CONFORMER))
 def conformer_mini(num_classes: int, **overrides) -> CTransCNN:
     """Conformer at the `mini` size: the ablation/comparison counterpart of ctranscnn_mini."""
     return build("mini", num_classes, **{**CONFORMER, **overrides})
 
 
-@register_model(fast_switches=FAST_SWITCHES)
+@register_model(fast_switches=FAST_SWITCHES, config=replace(PRESETS["micro"], **CONFORMER))
 def conformer_micro(num_classes: int, **overrides) -> CTransCNN:
     """Conformer at the `micro` size: the smoke-profile counterpart of ctranscnn_micro."""
     return build("micro", num_classes, **{**CONFORMER, **overrides})
