@@ -117,3 +117,16 @@ def test_compare_pairs_runs_on_the_same_test_images(runs):
     assert num.loc["w/o IIM", "mAUC minus full"] == pytest.approx(-same["mAUC"].diff, rel=1e-12)
     with pytest.raises(ValueError, match="different test sets"):
         comparer.compare(runs[FULL] + runs["leaky"][:1], runs["w/o IIM"])
+
+
+def test_report_opens_with_the_claims_table(tmp_path):
+    from ctranscnn.report.assemble import build_report
+
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    (tables / "06_claims.md").write_text("**claims**\n\n| claim | verdict |\n")
+    (tables / "02_main_results_x.md").write_text("**main**\n")
+    text = build_report(tmp_path / "results", tmp_path / "figures").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Claims: what this run supports"
+    assert text.count("| claim | verdict |") == 1 and text.index("**claims**") < text.index("**main**")
