@@ -111,3 +111,11 @@ def test_paths_resolve_against_the_repository_from_any_working_directory(tmp_pat
     ctx = NB.open_context("06_report", require_data=False, profile="smoke", data_dir=rel,
                           results_dir=str(tmp_path / "results"), figures_dir="figures")
     assert ctx.datasets == [] and ctx.figures_dir == REPO / "figures"
+
+
+def test_figure_captions_from_file_names():
+    assert NB.figure_caption("04_roc_models_cxr14-phantom").startswith("Macro-average ROC and precision-recall")
+    assert NB.figure_caption("04_roc_models_cxr14-phantom").endswith(": cxr14-phantom")
+    assert NB.figure_caption("02_roc_nih") == "CTransCNN ROC curve per class (paper: ROC figure): nih"
+    assert NB.figure_caption("05_gradcam_cxr11-phantom").startswith("Grad-CAM maps of CTransCNN, ResNet50 and ViT")
+    assert NB.figure_caption("09_unknown_x") == "09_unknown_x"

@@ -164,6 +164,15 @@ def describe_runs(t: pd.DataFrame) -> str:
     return text + "."
 
 
+def describe_curves(t: pd.DataFrame) -> str:
+    parts = []
+    for seed, g in t.groupby("seed", sort=False):
+        epoch = dict(zip(g["checkpoint"], g["epoch"]))
+        parts.append(f"seed {int(seed)}: epoch {int(epoch['best'])} of {int(epoch.get('last', epoch['best']))}")
+    return ("Highest validation mean AUC at " + "; ".join(parts) + ". A best epoch well before the last suggests "
+            "overfitting or a noisy validation set; a best epoch at the end, that training had not converged.")
+
+
 def describe_per_class(t: pd.DataFrame) -> str:
     d = t.dropna(subset=["AUC"]).sort_values("AUC", ascending=False)
     missing = t.loc[t["AUC"].isna(), "class"].tolist()
@@ -251,7 +260,7 @@ DESCRIBERS: dict[str, tuple[str, Callable[[pd.DataFrame], str]]] = {
     "fig_prevalence": ("prevalence", describe_prevalence_by_split),
     "cardinality": ("cardinality", describe_cardinality),
     "leakage": ("leakage", describe_leakage), "main": ("main_results", describe_main),
-    "runs": ("runs", describe_runs), "fig_curves": ("runs", describe_runs),
+    "runs": ("runs", describe_runs), "fig_curves": ("runs", describe_curves),
     "per_class": ("per_class_auc", describe_per_class), "fig_roc": ("per_class_auc", describe_per_class),
     "split_effect": ("split_effect", describe_split_effect), "ablation": ("ablation", describe_ablation),
     "fig_ablation": ("ablation", describe_ablation), "models": ("models", describe_models),

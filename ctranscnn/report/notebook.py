@@ -89,12 +89,14 @@ def plan_table(ctx: NotebookContext, notebook: str) -> pd.DataFrame:
     from ctranscnn.engine.config import resolve_model_name
     from ctranscnn.report.plan import planned_runs
 
-    rows = []
+    rows, first = [], {}  # a run serving two rows (e.g. the main row and the split table's patient row) trains once
     for p in planned_runs(ctx, notebook):
         cfg = p.config
+        status = f"same run as '{first[p.run_dir]}'" if p.run_dir in first else run_status(cfg)
+        first.setdefault(p.run_dir, p.label)
         rows.append({"row": p.label, "model": resolve_model_name(cfg.model), "dataset": p.dataset, "split": p.split,
                      "seed": p.seed, "profile": cfg.profile, "image size (px)": cfg.data.image_size,
-                     "epochs": cfg.schedule.epochs, "status": run_status(cfg)})
+                     "epochs": cfg.schedule.epochs, "status": status})
     if not rows:
         return pd.DataFrame(columns=["row", "model", "dataset", "split", "seeds", "profile", "image size (px)",
                                      "epochs", "status"])
@@ -130,10 +132,12 @@ def show_plan(ctx: NotebookContext, notebook: str) -> pd.DataFrame:
     from ctranscnn.report.plan import planned_runs
 
     plan = plan_table(ctx, notebook)
-    todo = plan["status"].str.contains("trained now|resumed").sum()
-    display(Markdown(f"#### Plan: the runs this notebook needs\n{len(plan)} table row(s); {todo} to train or "
-                     "resume, the others reused from earlier runs with the same config and data."), plan)
     runs = planned_runs(ctx, notebook)
+    todo = sum(status in ("trained now", "resumed") for status in map(run_status, {p.run_dir: p.config
+                                                                                      for p in runs}.values()))
+    display(Markdown(f"#### Plan: the runs this notebook needs\n{len(plan)} table row(s), "
+                     f"{len({p.run_dir for p in runs})} run(s): {todo} to train or resume now, the others reused "
+                     "(finished earlier with the same config and data)."), plan)
     if runs:
         cfg = runs[0].config
         display(Markdown(f"#### Effective configuration of one run ({resolve_model_name(cfg.model)} on "
@@ -194,6 +198,22 @@ def heading(prefix: str, key: str) -> tuple[str, str]:
     if (prefix, key) in NOTEBOOK_KEYS:
         return NOTEBOOK_KEYS[(prefix, key)]
     return HEADINGS.get(key, key.replace("fig_", "Figure: ").replace("_", " ")), key
+
+
+# Figure file name (figures/<prefix>_<name>_<dataset>.png) -> the section output key it was saved from.
+FIGURE_KEYS = {"prevalence": "fig_prevalence", "cooccurrence": "fig_cooccurrence", "samples": "fig_samples",
+               "training_curves": "fig_curves", "roc": "fig_roc", "roc_models": "fig_roc", "ablation": "fig_ablation",
+               "radar": "fig_radar", "gradcam": "figure"}
+
+
+def figure_caption(stem: str) -> str:
+    """The caption of a saved figure, from its file name: the heading it has in its notebook, and its dataset."""
+    prefix, _, rest = stem.partition("_")
+    for name in sorted(FIGURE_KEYS, key=len, reverse=True):  # 'roc_models' before 'roc'
+        if rest.startswith(f"{name}_"):
+            title = heading(prefix, FIGURE_KEYS[name])[0].removeprefix("Figure: ")
+            return f"{title[:1].upper()}{title[1:]}: {rest[len(name) + 1:]}"
+    return stem
 
 
 def numeric_table(ctx: NotebookContext, ds: DatasetSource, key: str) -> pd.DataFrame | None:
