@@ -29,12 +29,7 @@ TCMTD_LIST=${TCMTD_LIST:-}
 AUTHORS_LISTS=${AUTHORS_LISTS:-}
 ALL_NOTEBOOKS="01_data 02_train 03_ablation 04_sota 05_gradcam 06_report"
 NOTEBOOKS=${NOTEBOOKS:-$ALL_NOTEBOOKS}
-case $PROFILE in
-    smoke) SEEDS=${SEEDS:-0};      PHANTOM_N=240;  PHANTOM_SIZE=64 ;;
-    demo)  SEEDS=${SEEDS:-0};      PHANTOM_N=2400; PHANTOM_SIZE=128 ;;
-    paper) SEEDS=${SEEDS:-"0 1 2"}; PHANTOM_N=0;   PHANTOM_SIZE=0 ;;
-    *) echo "reproduce.sh: PROFILE must be smoke, demo or paper (got '$PROFILE')" >&2; exit 2 ;;
-esac
+[[ $PROFILE == paper ]] && SEEDS=${SEEDS:-"0 1 2"} || SEEDS=${SEEDS:-0}
 SEEDS=$(echo "$SEEDS" | tr ',' ' ')
 
 die() { echo "reproduce.sh: FAILED: $*" >&2; exit 1; }
@@ -42,6 +37,10 @@ t0=$(date +%s)
 
 bash scripts/setup_env.sh || die "environment setup (scripts/setup_env.sh)"
 PY=.venv/bin/python
+# The profile's phantom size and count live beside its run sizes (ctranscnn/engine/config.py PHANTOM_DATA);
+# an unknown profile fails here, naming the known ones.
+read -r PHANTOM_N PHANTOM_SIZE < <($PY -m ctranscnn.report.plan phantom-args "$PROFILE") \
+    || die "PROFILE must be one of the profiles in ctranscnn/engine/config.py (got '$PROFILE')"
 
 real_data=${NIH_ROOT}${RANZCR_ROOT}${TCMTD_LIST}
 if [[ -z $real_data ]]; then

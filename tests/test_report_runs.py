@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ctranscnn.engine.config import load_config
-from ctranscnn.report.runs import ensure_runs, parallel_jobs
+from ctranscnn.report.plan import ensure_runs, parallel_jobs
 from tests.test_engine_run import make_fixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

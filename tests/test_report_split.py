@@ -2,6 +2,7 @@
 fabricated finished runs so that no training happens here (run reuse and training are tested with the engine)."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest  # noqa: E402
 from ctranscnn.data.splits import LeakageWarning, load_splits  # noqa: E402
 from ctranscnn.report import sections  # noqa: E402
 from ctranscnn.report.context import NotebookContext  # noqa: E402
-from ctranscnn.report.runs import Run  # noqa: E402
+from ctranscnn.engine.rundir import RunDir  # noqa: E402
+from ctranscnn.report import plan  # noqa: E402
 
 METRICS = ["mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"]
 # split -> seed -> test mAUC of the fabricated runs (other metrics are mAUC minus a constant)
@@ -40,12 +42,16 @@ def context(tmp_path: Path, data_dir: Path, profile: str = "demo", split: str = 
                                        figures_dir=str(tmp_path / "figures"), runs_dir=str(tmp_path / "runs"))
 
 
-def fake_run(folder: Path, split: str, seed: int) -> Run:
+def fake_run(folder: Path, split: str, seed: int) -> RunDir:
     m = {k: MAUC[split][seed] - i for i, k in enumerate(METRICS)}
     metrics = {"best": {"epoch": 3, "test": m | {"ci95": {"mAUC": [m["mAUC"] - 5, m["mAUC"] + 5]}}}}
     manifest = {"model": "ctranscnn_mini", "seed": seed, "wall_time_s": 1.0, "images_per_s": 10.0, "device": "cpu",
                 "classes": ["a"]}
-    return Run(folder / f"{split}_s{seed}", manifest, metrics)
+    run = RunDir(folder / f"{split}_s{seed}")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.manifest_file.write_text(json.dumps(manifest))
+    run.metrics_file.write_text(json.dumps(metrics))
+    return run
 
 
 def test_phantoms_use_the_patient_split_unless_told_otherwise(tmp_path, data_dir):
@@ -112,13 +118,13 @@ def test_split_table_covers_one_dataset_in_demo(tmp_path, data_dir):
 def test_planned_runs_cover_each_notebook(tmp_path, data_dir):
     ctx = context(tmp_path, data_dir)
     n = len(ctx.seeds)
-    train = sections.planned_runs(ctx, "train")
+    train = [p.config for p in plan.planned_runs(ctx, "train")]
     got = [(c.data.root.split("/")[-1], c.data.split, c.data.fractions, c.train.seed) for c in train]
     want = [("cxr14-phantom", "patient", None), ("tongue-phantom", "paper", None),
             ("cxr14-phantom", "image", (0.7, 0.1, 0.2)), ("cxr14-phantom", "patient", None)]
     assert got == [w + (seed,) for w in want for seed in ctx.seeds]
     assert train[0].train.run_name == train[3 * n].train.run_name  # the split table reuses notebook 02's main run
-    assert [c.model.overrides for c in sections.planned_runs(ctx, "ablation")] == [
-        ov for _, ov in sections.ABLATION.values() for _ in range(n)]
-    assert [c.model.name for c in sections.planned_runs(ctx, "sota")] == [m for m in sections.SOTA_MODELS
-                                                                          for _ in range(n)]
+    assert [p.config.model.overrides for p in plan.planned_runs(ctx, "ablation")] == [
+        ov for _, ov in plan.ABLATION.values() for _ in range(n)]
+    assert [p.config.model.name for p in plan.planned_runs(ctx, "sota")] == [m for m in plan.SOTA_MODELS
+                                                                             for _ in range(n)]

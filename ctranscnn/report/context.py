@@ -11,13 +11,14 @@ from typing import Sequence
 
 import pandas as pd
 
-from ctranscnn.report.atomic import atomic_write_text
-from ctranscnn.report.figures import save_figure
+from ctranscnn.data.splits import SPLIT_KINDS
+from ctranscnn.engine.config import PROFILES as ENGINE_PROFILES
+from ctranscnn.io import atomic_write_text, save_figure
 from ctranscnn.report.provenance import Provenance
 from ctranscnn.report.tables import write_table
 
-PROFILES = ("smoke", "demo", "paper")
-SPLITS = ("paper", "official", "patient", "image")
+PROFILES = tuple(ENGINE_PROFILES)  # defined once, in engine.config
+SPLITS = SPLIT_KINDS
 
 
 @dataclass(frozen=True)

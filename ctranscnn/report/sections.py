@@ -1,8 +1,8 @@
 """The work of each notebook, one function per (notebook, dataset): compute, write tables and figures, and
 return them for display. Notebooks stay thin: parameters, a loop over datasets, and display.
 
-Which models and datasets each notebook covers is fixed here (ABLATION, SOTA_MODELS, CHEST) and limited per
-profile (PROFILE_LIMITS) so that the demo profile fits its time budget.
+Which runs each notebook needs (models, datasets, per-profile limits) is the plan's (report.plan); the sections
+read the finished runs through engine.rundir.RunDir.
 """
 from __future__ import annotations
 
@@ -12,44 +12,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ctranscnn.data.splits import PATIENT_FRACTIONS  # noqa: F401 (notebooks and tests read it here)
+from ctranscnn.engine.rundir import RunDir, run_dirs
+from ctranscnn.metrics import METRIC_COLUMNS
 from ctranscnn.report import datastats
 from ctranscnn.report import figures as F
 from ctranscnn.report.context import DatasetSource, NotebookContext
 from ctranscnn.report.paper import comparison_notes, comparison_table
-from ctranscnn.data.splits import PATIENT_FRACTIONS
-from ctranscnn.engine.config import RunConfig
-from ctranscnn.report.runs import CHECKPOINT_NOTE, Run, ensure_runs, run_config
+# The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
+from ctranscnn.report.plan import (ABLATION, CHECKPOINT, CHECKPOINT_NOTE, CTRANSCNN, GRADCAM_MODELS,  # noqa: F401
+                                   MAX_BOXES, SOTA_MODELS, chest_datasets, leaky_split, plan_row, planned_runs,
+                                   prefetch_runs, row_configs, split_datasets, split_settings, train_runs)
 from ctranscnn.report.tables import fmt_ci, fmt_mean_sd, summarise_seeds
-
-METRICS = ["mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"]
-CTRANSCNN = "ctranscnn_tiny"  # the profile's model.size turns it into the mini/micro variant
-# The ablation (paper's modules switched off one at a time, then all = Conformer).
-ABLATION = {
-    "CTransCNN (full)": (CTRANSCNN, {}),
-    "w/o MMAEF": (CTRANSCNN, {"mmaef": False}),
-    "w/o MBR": (CTRANSCNN, {"mbr": False}),
-    "w/o IIM": (CTRANSCNN, {"iim": False}),
-    "Conformer (all off)": ("conformer_tiny", {}),
-}
-# The paper's comparison (spec §6.1), paper-size names; profiles pick the size.
-SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
-               "repvgg", "deit", CTRANSCNN]
-CHEST = ("nih", "ranzcr", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on the chest sets
-# How many chest datasets the ablation and the comparison cover per profile (None: all).
-PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "sota": 1},
-                  "paper": {"ablation": None, "sota": None}}
-
-
-def chest_datasets(ctx: NotebookContext, notebook: str) -> list[DatasetSource]:
-    """The chest datasets `notebook` ('ablation' | 'sota') covers in this profile; the others are skipped."""
-    chest = [d for d in ctx.datasets if d.name in CHEST]
-    limit = PROFILE_LIMITS[ctx.profile][notebook]
-    for d in chest[limit:] if limit is not None else []:
-        ctx.skip(f"{notebook} on {d.name}", f"profile {ctx.profile} runs the {notebook} on {limit} dataset(s) only")
-    for d in ctx.datasets:
-        if d.name not in CHEST:
-            ctx.skip(f"{notebook} on {d.name}", "the paper's ablation and comparison use the chest datasets")
-    return chest[:limit] if limit is not None else chest
 
 
 # ---------------------------------------------------------------- 01 data
@@ -96,38 +70,7 @@ def _sample_grid(s, n: int):
 # ---------------------------------------------------------------- 02 train
 
 
-def run_configs(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
-                overrides: dict | None = None) -> list[RunConfig]:
-    """One run config per seed."""
-    split = split or ctx.split_for(ds)
-    return [run_config(ctx, ds, model, seed, split, overrides, split_settings(split)) for seed in ctx.seeds]
-
-
-def train_runs(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
-               overrides: dict | None = None) -> list[Run]:
-    """One finished run per seed (trained now or reused)."""
-    return [Run.load(path) for path in ensure_runs(run_configs(ctx, ds, model, split, overrides))]
-
-
-def planned_runs(ctx: NotebookContext, notebook: str) -> list[RunConfig]:
-    """Every run notebook 'train' | 'ablation' | 'sota' uses, in the order its sections ask for them."""
-    if notebook == "train":
-        plan = [(ds, CTRANSCNN, None, None) for ds in ctx.datasets]
-        plan += [(ds, CTRANSCNN, split, None) for ds in split_datasets(ctx) for split in (leaky_split(ds), "patient")]
-    elif notebook == "ablation":
-        plan = [(ds, m, None, ov) for ds in chest_datasets(ctx, "ablation") for m, ov in ABLATION.values()]
-    else:
-        plan = [(ds, m, None, None) for ds in chest_datasets(ctx, "sota") for m in SOTA_MODELS]
-    return [cfg for ds, model, split, ov in plan for cfg in run_configs(ctx, ds, model, split, ov)]
-
-
-def prefetch_runs(ctx: NotebookContext, notebook: str) -> None:
-    """Train (or reuse) all of a notebook's runs first, side by side where the profile allows (see
-    ctranscnn.report.runs.parallel_jobs); the sections then read the finished runs."""
-    ensure_runs(planned_runs(ctx, notebook))
-
-
-def _runs_frame(runs: list[Run], which: str = "best") -> pd.DataFrame:
+def _runs_frame(runs: list[RunDir], which: str = CHECKPOINT) -> pd.DataFrame:
     return pd.DataFrame([r.summary_row(which) for r in runs])
 
 
@@ -141,7 +84,7 @@ def train_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
                                            per_run[["mAUC", "mAUC_ci_lo", "mAUC_ci_hi"]].to_numpy()])
     ctx.table(per_run, f"runs_{ds.name}", prov, display=per_run_display.drop(columns=["mAUC_ci_lo", "mAUC_ci_hi"]),
               caption=f"CTransCNN test metrics (%) per run and checkpoint, mean AUC with 95% CI: {ds.label}")
-    numeric, display = summarise_seeds(per_run, ["model", "checkpoint"], METRICS)
+    numeric, display = summarise_seeds(per_run, ["model", "checkpoint"], list(METRIC_COLUMNS))
     ctx.table(numeric, f"main_results_{ds.name}", prov, display=display,
               caption=f"CTransCNN test metrics (%), mean ± sd over {len(runs)} seed(s): {ds.label}")
     per_class = pd.DataFrame({r.seed: r.per_class_auc() for r in runs})
@@ -164,33 +107,9 @@ def train_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
 
 
 # The split table: a leaky image-level split (the authors' lists where given, else our image split) against the
-# leak-free patient split, on the first chest datasets that have both (one extra run per seed and dataset).
+# leak-free patient split, on the first chest datasets that have both (report.plan.split_datasets).
 SPLIT_LABELS = {"paper": "paper: the authors' lists (image-level)", "image": "image-level, like the authors' protocol",
                 "patient": "patient-level (leak-free)"}
-SPLIT_TABLE_LIMIT = {"smoke": 1, "demo": 1, "paper": None}
-
-
-def leaky_split(ds: DatasetSource) -> str:
-    """The split table's leaky split: the authors' lists where given, else our image-level split."""
-    return "paper" if "paper" in ds.splits_available() else "image"
-
-
-def split_settings(split: str) -> dict[str, Any]:
-    """Our image-level split takes the patient split's shares, so the two test sets differ only in leakage
-    (at the authors' 90/7/3 a demo test set would hold 72 images)."""
-    return {"data.fractions": list(PATIENT_FRACTIONS)} if split == "image" else {}
-
-
-def split_datasets(ctx: NotebookContext) -> list[DatasetSource]:
-    """The chest datasets the split table covers in this profile (the others are skipped, with the reason)."""
-    able = [d for d in ctx.datasets if d.name in CHEST and "patient" in d.splits_available()]
-    for d in ctx.datasets:
-        if d not in able:
-            ctx.skip(f"split table for {d.name}", f"{d.label} has no patient ids, so no leak-free split to compare")
-    limit = SPLIT_TABLE_LIMIT[ctx.profile]
-    for d in able[limit:] if limit is not None else []:
-        ctx.skip(f"split table for {d.name}", f"profile {ctx.profile} runs the split table on {limit} dataset(s) only")
-    return able[:limit] if limit is not None else able
 
 
 def leak_share(splits: dict) -> tuple[int, float]:
@@ -201,15 +120,15 @@ def leak_share(splits: dict) -> tuple[int, float]:
     return len(set(test) & train), 100.0 * float(np.mean(in_train)) if in_train else float("nan")
 
 
-def split_table(runs: dict[str, list[Run]], leaks: dict[str, tuple[int, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_table(runs: dict[str, list[RunDir]], leaks: dict[str, tuple[int, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numeric, display) of the split table: one row per split (mean ± sd over seeds), the leak it has, and the
     difference of every metric to the patient-level row."""
     rows = [r.summary_row() | {"split": SPLIT_LABELS[split], "test patients in train": leaks[split][0],
                                "test images of train patients (%)": leaks[split][1]}
             for split, rs in runs.items() for r in rs]
     by = ["model", "split", "test patients in train", "test images of train patients (%)"]
-    numeric, display = summarise_seeds(pd.DataFrame(rows), by, METRICS)
-    base = numeric.loc[numeric["split"] == SPLIT_LABELS["patient"], METRICS].iloc[0]
+    numeric, display = summarise_seeds(pd.DataFrame(rows), by, list(METRIC_COLUMNS))
+    base = numeric.loc[numeric["split"] == SPLIT_LABELS["patient"], list(METRIC_COLUMNS)].iloc[0]
     for m in ("mAUC", "mAP"):
         numeric[f"{m} minus patient-level"] = numeric[m] - base[m]
         display[f"{m} minus patient-level"] = [f"{v:+.2f}" for v in numeric[f"{m} minus patient-level"]]
@@ -220,7 +139,7 @@ def split_table(runs: dict[str, list[Run]], leaks: dict[str, tuple[int, float]])
 def split_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | None:
     """The same model under a leaky image-level split and the leak-free patient split: what leakage does."""
     from ctranscnn.data.splits import LeakageWarning
-    from ctranscnn.engine.trainer import load_data
+    from ctranscnn.engine.setup import load_data
 
     have = ds.splits_available()
     if "patient" not in have:
@@ -232,7 +151,7 @@ def split_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | N
         runs[split] = train_runs(ctx, ds, split=split)
         with warnings.catch_warnings():  # the leak is the point here, and is reported in the table
             warnings.simplefilter("ignore", LeakageWarning)
-            leaks[split] = leak_share(load_data(run_configs(ctx, ds, CTRANSCNN, split)[0]))
+            leaks[split] = leak_share(load_data(row_configs(ctx, plan_row(ctx, ds, split=split))[0]))
     numeric, display = split_table(runs, leaks)
     shares = "the authors' lists" if leaky == "paper" else "image-level, at the patient split's shares"
     prov = ctx.provenance(ds, f"{leaky} vs patient", notes=[CHECKPOINT_NOTE, f"{leaky} split: {shares}; patient "
@@ -252,7 +171,7 @@ def ablation_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     rows = []
     for variant, (model, overrides) in ABLATION.items():
         rows += [r.summary_row() | {"variant": variant} for r in train_runs(ctx, ds, model, split, overrides)]
-    numeric, display = summarise_seeds(pd.DataFrame(rows), ["variant", "model"], METRICS)
+    numeric, display = summarise_seeds(pd.DataFrame(rows), ["variant", "model"], list(METRIC_COLUMNS))
     prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE])
     ctx.table(numeric, f"ablation_{ds.name}", prov, display=display,
               caption=f"Ablation of MMAEF, MBR and IIM: test metrics (%): {ds.label}")
@@ -275,7 +194,7 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     ctx.table(numeric, f"models_{ds.name}", prov, display=display,
               caption=f"Test mean AUC, mAP, CF1, OF1 (%) of every model: {ds.label}")
 
-    per_class = pd.DataFrame({rs[0].model: pd.concat([r.per_class_auc() for r in rs], axis=1).mean(axis=1)
+    per_class = pd.DataFrame({rs[0].model_name: pd.concat([r.per_class_auc() for r in rs], axis=1).mean(axis=1)
                               for rs in runs.values()}).T
     ctx.table(per_class.round(6).reset_index(names="model"), f"per_class_auc_{ds.name}", prov,
               caption=f"Per-class test AUC (%), mean over seeds: {ds.label}")
@@ -295,14 +214,14 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     ctx.table(cx, f"complexity_{ds.name}", prov, caption=f"Parameters, GFLOPs and training throughput: {ds.label}")
     out["complexity"] = cx
     out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class AUC on {ds.name}")
-    out["fig_roc"] = F.plot_roc_by_model({rs[0].model: rs[0].predictions() for rs in runs.values()},
+    out["fig_roc"] = F.plot_roc_by_model({rs[0].model_name: rs[0].predictions() for rs in runs.values()},
                                          title=f"{ds.name} (seed {ctx.seeds[0]})")
     ctx.figure(out["fig_radar"], f"radar_{ds.name}")
     ctx.figure(out["fig_roc"], f"roc_models_{ds.name}")
     return out
 
 
-def complexity_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
+def complexity_table(runs: dict[str, list[RunDir]]) -> pd.DataFrame:
     """Parameters and GFLOPs at each run's input size, and its measured training images/s (mean over seeds)."""
     from ctranscnn import create_model
     from ctranscnn.models.complexity import model_complexity
@@ -311,9 +230,9 @@ def complexity_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
     for rs in runs.values():
         r = rs[0]
         size = int(r.manifest["config"]["data"]["image_size"])
-        model = create_model(r.model, len(r.classes), **r.manifest["config"]["model"]["overrides"])
+        model = create_model(r.model_name, len(r.classes), **r.manifest["config"]["model"]["overrides"])
         cx = model_complexity(model, size)
-        rows.append({"model": r.model, "image_size": size, "params_M": cx["params_total"] / 1e6,
+        rows.append({"model": r.model_name, "image_size": size, "params_M": cx["params_total"] / 1e6,
                      "GFLOPs": cx[f"gflops_{size}"],
                      "train_images_per_s": float(np.mean([x.manifest["images_per_s"] or np.nan for x in rs])),
                      "device": r.manifest["device"]})
@@ -322,28 +241,13 @@ def complexity_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- 05 Grad-CAM
 
-GRADCAM_MODELS = [CTRANSCNN, "resnet50", "vit"]  # the paper's figure shows at least these three
-MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # localisation scoring cost on CPU
-
-
-def load_trained(run: Run, which: str = "best"):
-    """The run's model with its `which` checkpoint weights, in eval mode."""
-    from ctranscnn import create_model
-    from ctranscnn.engine.checkpoint import load_checkpoint
-
-    model = create_model(run.model, len(run.classes), **run.manifest["config"]["model"]["overrides"])
-    model.load_state_dict(load_checkpoint(run.path / "checkpoints" / f"{which}.pt")["model"])
-    return model.eval()
-
-
 def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) -> dict[str, Any] | None:
     """The paper-style Grad-CAM figure and localisation scores against held-out boxes, per model."""
     import torch
 
     from ctranscnn.data.splits import load_splits
     from ctranscnn.data.transforms import decode, normalize
-    from ctranscnn.engine.config import from_dict
-    from ctranscnn.engine.trainer import preprocess_for
+    from ctranscnn.engine.setup import preprocess_for
     from ctranscnn.gradcam import gradcam_figure
     from ctranscnn.localization import held_out_boxes, localise, summarise
 
@@ -353,9 +257,10 @@ def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) 
         ctx.skip(f"Grad-CAM on {ds.name}", f"{ds.label} has no bounding boxes")
         return None
     runs = {m: train_runs(ctx, ds, m, split)[0] for m in GRADCAM_MODELS}  # first seed
-    models = {r.model: load_trained(r) for r in runs.values()}
+    # The faithful model (fast=False), as Grad-CAM's numbers were first made with; its weights are the same.
+    models = {r.model_name: r.load_model(CHECKPOINT, fast=False) for r in runs.values()}
     classes = next(iter(runs.values())).classes
-    pre = preprocess_for(from_dict(next(iter(runs.values())).manifest["config"]))
+    pre = preprocess_for(next(iter(runs.values())).config)
     paths = {i: p for s in splits.values() for i, p in zip(s.image_ids, s.paths)}
 
     def load(image_id: str) -> torch.Tensor:
@@ -393,9 +298,7 @@ def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) 
 
 def runs_runtime(ctx: NotebookContext) -> pd.DataFrame | None:
     """Wall time and throughput of every training run under runs_dir (from the manifests)."""
-    import json
-
-    rows = [(p.parent.name, json.loads(p.read_text())) for p in sorted(ctx.runs_dir.glob("*/manifest.json"))]
+    rows = [(r.path.name, r.manifest) for r in run_dirs(ctx.runs_dir)]
     if not rows:
         ctx.skip("runtime of training runs", f"no runs under {ctx.runs_dir}")
         return None

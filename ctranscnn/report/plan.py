@@ -1,0 +1,268 @@
+"""The experiment plan: which runs each notebook needs, and the orchestration that trains the missing ones.
+
+The plan is data. A notebook's tables have rows (`PlanRow`: a model variant on one dataset and split); each
+row has seeds (`seeds_for`), and each (row, seed) is one `PlannedRun` with its RunConfig and run folder.
+`planned_runs(ctx, notebook)` lists them for notebooks 'train', 'ablation' and 'sota' (Grad-CAM reuses runs
+of the comparison: GRADCAM_MODELS are among SOTA_MODELS). Which models and datasets are covered is fixed
+here (ABLATION, SOTA_MODELS, CHEST) and limited per profile (PROFILE_LIMITS, SPLIT_TABLE_LIMIT, MAX_BOXES) so
+that the demo profile fits its time budget; run sizes themselves are the profiles of engine.config.
+
+A run's folder name carries the first 10 hex digits of its config hash, so the ablation's "full" row and the
+comparison's CTransCNN row (same model, data, seed and profile) are one run. A finished run is reused when
+its manifest's config hash and dataset hash equal the current ones; an unfinished one is resumed; a finished
+one whose data changed (e.g. regenerated phantoms) is moved aside to `<name>.stale` and retrained.
+
+    python -m ctranscnn.report.plan phantom-args PROFILE    # "N SIZE" of the profile's phantom data
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ctranscnn.data.splits import PATIENT_FRACTIONS
+from ctranscnn.engine.config import PHANTOM_DATA, RunConfig, config_hash, load_config, resolve_model_name
+from ctranscnn.engine.rundir import FINISHED, RunDir
+from ctranscnn.report.context import DatasetSource, NotebookContext
+
+CTRANSCNN = "ctranscnn_tiny"  # the profile's model.size turns it into the mini/micro variant
+# The ablation (paper's modules switched off one at a time, then all = Conformer).
+ABLATION = {
+    "CTransCNN (full)": (CTRANSCNN, {}),
+    "w/o MMAEF": (CTRANSCNN, {"mmaef": False}),
+    "w/o MBR": (CTRANSCNN, {"mbr": False}),
+    "w/o IIM": (CTRANSCNN, {"iim": False}),
+    "Conformer (all off)": ("conformer_tiny", {}),
+}
+# The paper's comparison (spec §6.1), paper-size names; profiles pick the size.
+SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
+               "repvgg", "deit", CTRANSCNN]
+GRADCAM_MODELS = [CTRANSCNN, "resnet50", "vit"]  # the paper's figure shows at least these three
+CHEST = ("nih", "ranzcr", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on these
+# How many chest datasets the ablation and the comparison cover per profile (None: all).
+PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "sota": 1},
+                  "paper": {"ablation": None, "sota": None}}
+# The split table (leaky image-level split against the patient split): chest datasets covered per profile.
+SPLIT_TABLE_LIMIT = {"smoke": 1, "demo": 1, "paper": None}
+MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # Grad-CAM localisation scoring cost on CPU
+CHECKPOINT = "best"  # tables report the best-validation-mAUC checkpoint; `last` is in metrics.json too
+CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers are in each run's metrics.json)"
+NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train
+
+
+# ---------------------------------------------------------------- which datasets
+
+
+def chest_datasets(ctx: NotebookContext, notebook: str) -> list[DatasetSource]:
+    """The chest datasets `notebook` ('ablation' | 'sota') covers in this profile; the others are skipped."""
+    chest = [d for d in ctx.datasets if d.name in CHEST]
+    limit = PROFILE_LIMITS[ctx.profile][notebook]
+    for d in chest[limit:] if limit is not None else []:
+        ctx.skip(f"{notebook} on {d.name}", f"profile {ctx.profile} runs the {notebook} on {limit} dataset(s) only")
+    for d in ctx.datasets:
+        if d.name not in CHEST:
+            ctx.skip(f"{notebook} on {d.name}", "the paper's ablation and comparison use the chest datasets")
+    return chest[:limit] if limit is not None else chest
+
+
+def split_datasets(ctx: NotebookContext) -> list[DatasetSource]:
+    """The chest datasets the split table covers in this profile (the others are skipped, with the reason)."""
+    able = [d for d in ctx.datasets if d.name in CHEST and "patient" in d.splits_available()]
+    for d in ctx.datasets:
+        if d not in able:
+            ctx.skip(f"split table for {d.name}", f"{d.label} has no patient ids, so no leak-free split to compare")
+    limit = SPLIT_TABLE_LIMIT[ctx.profile]
+    for d in able[limit:] if limit is not None else []:
+        ctx.skip(f"split table for {d.name}", f"profile {ctx.profile} runs the split table on {limit} dataset(s) only")
+    return able[:limit] if limit is not None else able
+
+
+def leaky_split(ds: DatasetSource) -> str:
+    """The split table's leaky split: the authors' lists where given, else our image-level split."""
+    return "paper" if "paper" in ds.splits_available() else "image"
+
+
+def split_settings(split: str) -> dict[str, Any]:
+    """Our image-level split takes the patient split's shares, so the two test sets differ only in leakage
+    (at the authors' 90/7/3 a demo test set would hold 72 images)."""
+    return {"data.fractions": list(PATIENT_FRACTIONS)} if split == "image" else {}
+
+
+# ---------------------------------------------------------------- rows, seeds, runs
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One row of a notebook's table: a model (variant) on one dataset and split, over `seeds_for` seeds."""
+
+    dataset: DatasetSource
+    model: str
+    split: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # model factory keywords, e.g. {mmaef: False}
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of the plan: which notebook row it serves, its seed, config and run folder."""
+
+    notebook: str  # train | ablation | sota
+    label: str  # the row's name in its table ("CTransCNN (full)", "resnet50", "split table: image", ...)
+    dataset: str  # DatasetSource.name
+    model: str  # as planned (paper-size name; config.model.size picks the profile's size)
+    overrides: Mapping[str, Any]
+    split: str
+    seed: int
+    config: RunConfig
+    run_dir: Path
+
+
+def plan_row(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
+             overrides: Mapping[str, Any] | None = None) -> PlanRow:
+    """The row of `model` on `ds`; `split` defaults to the context's split for `ds` (recording any fallback)."""
+    return PlanRow(ds, model, split or ctx.split_for(ds), dict(overrides or {}))
+
+
+def seeds_for(ctx: NotebookContext, row: PlanRow) -> list[int]:
+    """The seeds of `row`: the context's seeds for every row. The one place where a profile may give some rows
+    more seeds than others; it must depend on the row only (not on the notebook), since notebooks share runs."""
+    return list(ctx.seeds)
+
+
+def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, split: str,
+               overrides: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> RunConfig:
+    """The engine config of one run: the profile's sizes, this dataset, model overrides (e.g. mmaef=False) and
+    `extra` engine settings (e.g. data.fractions)."""
+    sets: dict[str, Any] = {
+        "profile": ctx.profile, "model.name": model, "data.dataset": ds.kind, "data.root": str(ds.root),
+        "data.lists": str(ds.lists or ""), "data.split": split, "train.seed": seed, "train.device": ctx.device,
+        "train.out_dir": str(ctx.runs_dir), "train.progress": False, **(extra or {}),
+    }
+    sets |= {f"model.overrides.{k}": v for k, v in (overrides or {}).items()}
+    cfg = load_config(None, sets)
+    variant = "".join(f"-{k}={v}" for k, v in sorted((overrides or {}).items()))  # readable; the hash decides
+    cfg.train.run_name = (f"{ds.name}_{resolve_model_name(cfg.model)}{variant}_{split}_{ctx.profile}_s{seed}_"
+                          f"{config_hash(cfg)[:10]}")
+    return cfg
+
+
+def row_configs(ctx: NotebookContext, row: PlanRow) -> list[RunConfig]:
+    """One run config per seed of `row`."""
+    return [run_config(ctx, row.dataset, row.model, seed, row.split, row.overrides, split_settings(row.split))
+            for seed in seeds_for(ctx, row)]
+
+
+def notebook_rows(ctx: NotebookContext, notebook: str) -> list[tuple[str, PlanRow]]:
+    """(label, row) of every table row notebook 'train' | 'ablation' | 'sota' trains, in the order its sections
+    ask for them."""
+    if notebook == "train":
+        rows = [("main", plan_row(ctx, ds)) for ds in ctx.datasets]
+        rows += [(f"split table: {split}", plan_row(ctx, ds, split=split))
+                 for ds in split_datasets(ctx) for split in (leaky_split(ds), "patient")]
+    elif notebook == "ablation":
+        rows = [(label, plan_row(ctx, ds, m, overrides=ov))
+                for ds in chest_datasets(ctx, "ablation") for label, (m, ov) in ABLATION.items()]
+    elif notebook == "sota":
+        rows = [(m, plan_row(ctx, ds, m)) for ds in chest_datasets(ctx, "sota") for m in SOTA_MODELS]
+    else:
+        raise ValueError(f"notebook must be one of {NOTEBOOKS}, got {notebook!r}")
+    return rows
+
+
+def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
+    """Every run notebook 'train' | 'ablation' | 'sota' uses, row by row, seed by seed."""
+    return [PlannedRun(notebook, label, row.dataset.name, row.model, row.overrides, row.split, cfg.train.seed, cfg,
+                       RunDir.for_config(cfg).path)
+            for label, row in notebook_rows(ctx, notebook) for cfg in row_configs(ctx, row)]
+
+
+# ---------------------------------------------------------------- training what is missing
+
+
+def ensure_run(cfg: RunConfig) -> Path:
+    """Folder of a finished run of `cfg`: reused if its config and data are unchanged, else (re)trained."""
+    from ctranscnn.engine.setup import dataset_hash, split_hashes
+    from ctranscnn.engine.trainer import resume, train
+
+    run = RunDir.for_config(cfg)
+    keep = {"train.progress": False, "data.root": cfg.data.root, "data.lists": cfg.data.lists}
+    if run.manifest_file.exists():
+        manifest = run.manifest
+        same_config = manifest.get("config_hash") == config_hash(cfg)
+        same_data = manifest.get("dataset", {}).get("hash") == dataset_hash(split_hashes(cfg))
+        if same_config and same_data and manifest.get("status") == FINISHED:
+            print(f"reusing {run.path}")
+            return run.path
+        if same_config and same_data:
+            print(f"resuming {run.path}")
+            resume(run.path, keep)
+            return run.path
+        stale = run.path.with_name(run.path.name + ".stale")
+        print(f"{run.path}: {'data' if same_config else 'config'} changed; moving it to {stale} and retraining")
+        shutil.rmtree(stale, ignore_errors=True)
+        run.path.rename(stale)
+    elif run.config_file.exists():  # killed before its first manifest was written
+        print(f"resuming {run.path}")
+        resume(run.path, keep)
+        return run.path
+    print(f"training {run.path}")
+    train(cfg)
+    return run.path
+
+
+def parallel_jobs(cfg: RunConfig) -> int:
+    """How many runs to train at once: on CPU with a fixed thread count per run, one run per group of cores
+    (a run's numbers do not depend on what trains beside it); otherwise one at a time."""
+    import torch
+
+    on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if on_gpu or cfg.train.cpu_threads < 1:
+        return 1
+    return max(1, (os.cpu_count() or 1) // cfg.train.cpu_threads)
+
+
+def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None) -> list[Path]:
+    """`ensure_run` for every config, up to `jobs` (default: parallel_jobs) trainings at once in worker processes."""
+    unique = list({cfg.train.run_name: cfg for cfg in cfgs}.values())  # one worker per run folder
+    jobs = min(len(unique), parallel_jobs(unique[0]) if jobs is None else jobs) if unique else 0
+    if jobs <= 1:
+        done = {cfg.train.run_name: ensure_run(cfg) for cfg in unique}
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = dict(zip((cfg.train.run_name for cfg in unique), pool.map(ensure_run, unique)))
+    return [done[cfg.train.run_name] for cfg in cfgs]
+
+
+def train_runs(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
+               overrides: Mapping[str, Any] | None = None) -> list[RunDir]:
+    """One finished run per seed of the row (trained now or reused)."""
+    return [RunDir(path) for path in ensure_runs(row_configs(ctx, plan_row(ctx, ds, model, split, overrides)))]
+
+
+def prefetch_runs(ctx: NotebookContext, notebook: str) -> None:
+    """Train (or reuse) all of a notebook's runs first, side by side where the profile allows (see
+    parallel_jobs); the sections then read the finished runs."""
+    ensure_runs([p.config for p in planned_runs(ctx, notebook)])
+
+
+# ---------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ctranscnn.report.plan", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("phantom-args", help="'N SIZE' of a profile's phantom data").add_argument(
+        "profile", choices=tuple(PHANTOM_DATA))
+    args = p.parse_args(argv)
+    n, size = PHANTOM_DATA[args.profile]
+    print(n, size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
