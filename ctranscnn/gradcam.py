@@ -18,6 +18,7 @@ uses every branch's layer, a branch map that branch's layer.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -196,12 +197,13 @@ def plot_gradcam(
             overlay = ax.imshow(maps[r], cmap="jet", alpha=0.45, vmin=0, vmax=1)
             k = explained[r]
             predicted = [classes[j] for j in np.flatnonzero(prob[r] >= thr)]
-            ax.set_title(f"{name}\nmap: {classes[k]} (p={prob[r, k]:.2f})\npred: {_label_text(predicted)}",
-                         fontsize=6)
+            pred = textwrap.fill(f"pred: {_label_text(predicted)}", 30)  # long label lists stay in the panel
+            ax.set_title(f"{name}\nmap: {classes[k]} (p={prob[r, k]:.2f})\n{pred}", fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
     if overlay is not None:
-        bar = fig.colorbar(overlay, ax=axes, shrink=0.8, aspect=30, pad=0.02)
+        scale = plt.cm.ScalarMappable(norm=overlay.norm, cmap=overlay.cmap)  # opaque, unlike the overlay
+        bar = fig.colorbar(scale, ax=axes, shrink=0.8, aspect=30, pad=0.02)
         bar.set_label("Grad-CAM (scaled to [0, 1] per image)", fontsize=6)
         bar.ax.tick_params(labelsize=6)
     return fig

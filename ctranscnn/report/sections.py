@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from ctranscnn.data.splits import PATIENT_FRACTIONS  # noqa: F401 (notebooks and tests read it here)
-from ctranscnn.engine.rundir import RunDir, run_dirs
+from ctranscnn.engine.rundir import FINISHED, RunDir, run_dirs
 from ctranscnn.metrics import METRIC_COLUMNS
+from ctranscnn.report import claims as C
 from ctranscnn.report import datastats
 from ctranscnn.report import figures as F
+from ctranscnn.report.compare import RunComparer, difference_frame
 from ctranscnn.report.context import DatasetSource, NotebookContext
 from ctranscnn.report.paper import comparison_notes, comparison_table
 # The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
@@ -120,18 +122,19 @@ def leak_share(splits: dict) -> tuple[int, float]:
     return len(set(test) & train), 100.0 * float(np.mean(in_train)) if in_train else float("nan")
 
 
-def split_table(runs: dict[str, list[RunDir]], leaks: dict[str, tuple[int, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_table(runs: dict[str, list[RunDir]], leaks: dict[str, tuple[int, float]],
+                comparer: RunComparer) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numeric, display) of the split table: one row per split (mean ± sd over seeds), the leak it has, and the
-    difference of every metric to the patient-level row."""
+    difference in mAUC and mAP to the patient-level row with its 95% CI (the two test sets are different images:
+    resampled independently)."""
     rows = [r.summary_row() | {"split": SPLIT_LABELS[split], "test patients in train": leaks[split][0],
                                "test images of train patients (%)": leaks[split][1]}
             for split, rs in runs.items() for r in rs]
     by = ["model", "split", "test patients in train", "test images of train patients (%)"]
     numeric, display = summarise_seeds(pd.DataFrame(rows), by, list(METRIC_COLUMNS))
-    base = numeric.loc[numeric["split"] == SPLIT_LABELS["patient"], list(METRIC_COLUMNS)].iloc[0]
-    for m in ("mAUC", "mAP"):
-        numeric[f"{m} minus patient-level"] = numeric[m] - base[m]
-        display[f"{m} minus patient-level"] = [f"{v:+.2f}" for v in numeric[f"{m} minus patient-level"]]
+    groups = {SPLIT_LABELS[split]: rs for split, rs in runs.items()}
+    diff_numeric, diff_display = difference_frame(groups, SPLIT_LABELS["patient"], comparer, "minus patient-level")
+    numeric, display = numeric.join(diff_numeric, on="split"), display.join(diff_display, on="split")
     display["test images of train patients (%)"] = [f"{v:.1f}" for v in numeric["test images of train patients (%)"]]
     return numeric, display
 
@@ -152,10 +155,13 @@ def split_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | N
         with warnings.catch_warnings():  # the leak is the point here, and is reported in the table
             warnings.simplefilter("ignore", LeakageWarning)
             leaks[split] = leak_share(load_data(row_configs(ctx, plan_row(ctx, ds, split=split))[0]))
-    numeric, display = split_table(runs, leaks)
+    comparer = RunComparer()
+    numeric, display = split_table(runs, leaks, comparer)
     shares = "the authors' lists" if leaky == "paper" else "image-level, at the patient split's shares"
     prov = ctx.provenance(ds, f"{leaky} vs patient", notes=[CHECKPOINT_NOTE, f"{leaky} split: {shares}; patient "
-                          f"split: 70/10/20; profile {ctx.profile}'s data.limit_* caps (0: none) apply to both"])
+                          f"split: 70/10/20; profile {ctx.profile}'s data.limit_* caps (0: none) apply to both",
+                          "differences: each split minus the patient-level split (different test images: "
+                          "resampled independently)", comparer.note()])
     ctx.table(numeric, f"split_effect_{ds.name}", prov, display=display,
               caption=f"What patient leakage does: CTransCNN test metrics (%) under a leaky image-level split and "
                       f"a patient-level split: {ds.label}")
@@ -168,11 +174,14 @@ def split_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | N
 def ablation_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     """Full model, each module switched off, all off (= Conformer): table and bar chart."""
     split = ctx.split_for(ds)
-    rows = []
-    for variant, (model, overrides) in ABLATION.items():
-        rows += [r.summary_row() | {"variant": variant} for r in train_runs(ctx, ds, model, split, overrides)]
+    runs = {variant: train_runs(ctx, ds, model, split, overrides) for variant, (model, overrides) in ABLATION.items()}
+    rows = [r.summary_row() | {"variant": variant} for variant, rs in runs.items() for r in rs]
     numeric, display = summarise_seeds(pd.DataFrame(rows), ["variant", "model"], list(METRIC_COLUMNS))
-    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE])
+    comparer = RunComparer()
+    diff_numeric, diff_display = difference_frame(runs, C.FULL, comparer, "minus full")
+    numeric, display = numeric.join(diff_numeric, on="variant"), display.join(diff_display, on="variant")
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, "differences: each variant minus the full model, paired "
+                                            "on the same test images", comparer.note()])
     ctx.table(numeric, f"ablation_{ds.name}", prov, display=display,
               caption=f"Ablation of MMAEF, MBR and IIM: test metrics (%): {ds.label}")
     fig = F.plot_bars(numeric, "variant", "mAUC", yerr="mAUC_sd", ylabel="test mean AUC (%)",
@@ -190,8 +199,14 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     runs = {m: train_runs(ctx, ds, m, split) for m in SOTA_MODELS}
     rows = [r.summary_row() for rs in runs.values() for r in rs]
     numeric, display = summarise_seeds(pd.DataFrame(rows), ["model"], ["mAUC", "mAP", "CF1", "OF1"])
+    comparer = RunComparer()
+    by_name = {rs[0].model_name: rs for rs in runs.values()}
+    diff_numeric, diff_display = difference_frame(by_name, runs[CTRANSCNN][0].model_name, comparer, "minus CTransCNN")
+    numeric, display = numeric.join(diff_numeric, on="model"), display.join(diff_display, on="model")
     prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE])
-    ctx.table(numeric, f"models_{ds.name}", prov, display=display,
+    models_prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, "differences: each model minus CTransCNN, paired "
+                                                   "on the same test images", comparer.note()])
+    ctx.table(numeric, f"models_{ds.name}", models_prov, display=display,
               caption=f"Test mean AUC, mAP, CF1, OF1 (%) of every model: {ds.label}")
 
     per_class = pd.DataFrame({rs[0].model_name: pd.concat([r.per_class_auc() for r in rs], axis=1).mean(axis=1)
@@ -294,6 +309,47 @@ def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) 
 
 
 # ---------------------------------------------------------------- 06 report
+
+
+def finished_runs(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, split: str | None = None,
+                  overrides: dict | None = None) -> list[RunDir] | None:
+    """The row's finished runs (one per seed) if all of them are there, else None; never trains."""
+    runs = [RunDir.for_config(cfg) for cfg in row_configs(ctx, plan_row(ctx, ds, model, split, overrides))]
+    done = all(r.manifest_file.is_file() and r.manifest.get("status") == FINISHED for r in runs)
+    return runs if done else None
+
+
+def claims_section(ctx: NotebookContext) -> pd.DataFrame | None:
+    """The claims table (06_claims): the paper's claims and ours -> what the finished runs of notebooks 02-04
+    measured -> verdict (ctranscnn.report.claims). A claim whose runs are missing is skipped, with the reason."""
+    claims: list[C.Claim] = []
+
+    def gather(what: str, ds: DatasetSource, rows: dict[str, tuple]) -> dict[str, list[RunDir]] | None:
+        runs = {key: finished_runs(ctx, ds, *row) for key, row in rows.items()}
+        missing = [key for key, rs in runs.items() if rs is None]
+        if missing:
+            ctx.skip(f"claims: {what} on {ds.name}", f"no finished runs for {', '.join(missing)} (run its notebook)")
+            return None
+        return runs
+
+    for ds in chest_datasets(ctx, "sota"):
+        if runs := gather("comparison", ds, {m: (m,) for m in SOTA_MODELS}):
+            claims += C.comparison_claims(ds.label, runs, CTRANSCNN)
+    for ds in chest_datasets(ctx, "ablation"):
+        if runs := gather("ablation", ds, {v: (m, None, ov) for v, (m, ov) in ABLATION.items()}):
+            claims += C.ablation_claims(ds.label, runs)
+    for ds in split_datasets(ctx):
+        leaky = leaky_split(ds)
+        if runs := gather("split effect", ds, {leaky: (CTRANSCNN, leaky), "patient": (CTRANSCNN, "patient")}):
+            claims.append(C.split_claim(ds.label, runs[leaky], runs["patient"]))
+    if not claims:
+        ctx.skip("claims table", "no finished runs of notebooks 02-04")
+        return None
+    comparer = RunComparer()
+    numeric, display = C.claims_table(claims, comparer)
+    ctx.table(numeric, "claims", ctx.provenance(notes=[CHECKPOINT_NOTE, *C.claims_notes(comparer)]), display=display,
+              caption="The paper's claims and ours: what this run measured, and the verdict")
+    return display
 
 
 def runs_runtime(ctx: NotebookContext) -> pd.DataFrame | None:
