@@ -2,7 +2,6 @@
 fabricated finished runs so that no training happens here (run reuse and training are tested with the engine)."""
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import pytest  # noqa: E402
 from ctranscnn.data.splits import LeakageWarning, load_splits  # noqa: E402
 from ctranscnn.report import sections  # noqa: E402
 from ctranscnn.report.context import NotebookContext  # noqa: E402
-from ctranscnn.engine.rundir import RunDir  # noqa: E402
 from ctranscnn.report import plan  # noqa: E402
+from tests.test_claims import fake_run, records  # noqa: E402
 
-METRICS = ["mAUC", "mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"]
-# split -> seed -> test mAUC of the fabricated runs (other metrics are mAUC minus a constant)
-MAUC = {"image": {0: 80.0, 1: 84.0}, "patient": {0: 70.0, 1: 71.0}}
+# split -> (test images, logit signal) of the fabricated runs: the leaky split's runs score clearly higher
+FAKE = {"image": (300, 2.5), "patient": (250, 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +40,6 @@ def context(tmp_path: Path, data_dir: Path, profile: str = "demo", split: str = 
                                        figures_dir=str(tmp_path / "figures"), runs_dir=str(tmp_path / "runs"))
 
 
-def fake_run(folder: Path, split: str, seed: int) -> RunDir:
-    m = {k: MAUC[split][seed] - i for i, k in enumerate(METRICS)}
-    metrics = {"best": {"epoch": 3, "test": m | {"ci95": {"mAUC": [m["mAUC"] - 5, m["mAUC"] + 5]}}}}
-    manifest = {"model": "ctranscnn_mini", "seed": seed, "wall_time_s": 1.0, "images_per_s": 10.0, "device": "cpu",
-                "classes": ["a"]}
-    run = RunDir(folder / f"{split}_s{seed}")
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.manifest_file.write_text(json.dumps(manifest))
-    run.metrics_file.write_text(json.dumps(metrics))
-    return run
-
-
 def test_phantoms_use_the_patient_split_unless_told_otherwise(tmp_path, data_dir):
     ctx = context(tmp_path, data_dir)
     cxr14, tongue = ctx.datasets
@@ -65,11 +51,14 @@ def test_phantoms_use_the_patient_split_unless_told_otherwise(tmp_path, data_dir
 
 def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkeypatch):
     ctx = context(tmp_path, data_dir)
-    asked = []
+    asked, made = [], {}
 
     def train_runs(ctx_, ds, model=sections.CTRANSCNN, split=None, overrides=None):
         asked.append((ds.name, model, split))
-        return [fake_run(tmp_path, split, s) for s in ctx_.seeds]
+        n, signal = FAKE[split]
+        test = records("test", n, seed=n)  # the two splits' test sets are different images
+        made[split] = [fake_run(tmp_path, split, "ctranscnn_mini", s, test, signal) for s in ctx_.seeds]
+        return made[split]
 
     monkeypatch.setattr(sections, "train_runs", train_runs)
     chosen = sections.split_datasets(ctx)
@@ -80,9 +69,13 @@ def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkey
     stem = tmp_path / "results" / "tables" / "02_split_effect_cxr14-phantom"
     numeric = pd.read_csv(f"{stem}.csv", comment="#").set_index("split")
     image, patient = numeric.loc["image-level, like the authors' protocol"], numeric.loc["patient-level (leak-free)"]
-    assert image["mAUC"] == pytest.approx(82.0) and image["mAUC_sd"] == pytest.approx(np.std([80, 84], ddof=1))
-    assert patient["mAUC"] == pytest.approx(70.5) and image["n_runs"] == 2
-    assert image["mAUC minus patient-level"] == pytest.approx(11.5) and patient["mAUC minus patient-level"] == 0
+    auc = {split: [r.test_metrics()["mAUC"] for r in rs] for split, rs in made.items()}
+    assert image["mAUC"] == pytest.approx(np.mean(auc["image"])) and image["n_runs"] == 2
+    assert image["mAUC_sd"] == pytest.approx(np.std(auc["image"], ddof=1))
+    assert patient["mAUC"] == pytest.approx(np.mean(auc["patient"]))
+    gap = np.mean(auc["image"]) - np.mean(auc["patient"])
+    assert image["mAUC minus patient-level"] == pytest.approx(gap) and np.isnan(patient["mAUC minus patient-level"])
+    assert image["mAUC minus patient-level lo"] > 0 and image["mAUC CI excludes 0"]  # a 2.5 vs 1.0 signal
 
     # Leak columns, against set intersections of the same splits computed here (smoke/demo caps exceed 60 images).
     with warnings.catch_warnings():
@@ -98,7 +91,8 @@ def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkey
         "data.fractions": list(sections.PATIENT_FRACTIONS)} and sections.split_settings("patient") == {}
 
     md = Path(f"{stem}.md").read_text()
-    assert "image-level, like the authors' protocol" in md and "82.00 ± 2.83" in md and "+11.50" in md
+    assert "image-level, like the authors' protocol" in md and f"{np.mean(auc['image']):.2f} ± " in md
+    assert f"| {gap:+.2f} [" in md and "| reference |" in md and "resampled independently" in md
     assert "split: image vs patient" in md and Path(f"{stem}.tex").stat().st_size > 0
     assert list(out) == ["split_effect"]
 
