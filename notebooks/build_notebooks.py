@@ -92,6 +92,7 @@ NOTEBOOKS = {
     "06_report": ("Report", [
         md("Training wall time per run, then `results/REPORT.md` assembled from every table and figure written by "
         "notebooks 01-05."),
+        code("display(sections.claims_section(ctx))  # results/tables/06_claims.*: REPORT.md opens with it"),
         code('''display(sections.runs_runtime(ctx))
 
 from ctranscnn.report.assemble import build_report
