@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHOWN = 20  # problems listed in an exception message; `data check` prints all of them
 _WORKER_TRACEBACK = re.compile(r"Caught DataError in DataLoader worker .*?^[\w.]*DataError: (.*)\Z", re.S | re.M)
@@ -49,3 +53,25 @@ def bomb_message(err: Exception) -> str:
     """Why an image over Pillow's decompression-bomb pixel limit is refused, and how to accept a trusted one."""
     return (f"image too large to decode ({err}); if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS "
             "or downscale it")
+
+
+def read_text(path: Path, problems: Problems) -> str:
+    """A metadata text file as UTF-8; a file in another encoding stops loading with an error naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise problems.fatal(path, f"not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+
+
+def read_csv(path: Path, problems: Problems) -> pd.DataFrame:
+    """A metadata CSV (optionally .gz), every value as text; an unparsable file stops loading with an error naming
+    it (pandas' own errors name no file)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as e:
+        raise problems.fatal(path, f"not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, EOFError, OSError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise problems.fatal(path, f"not a readable CSV file ({reason})") from None

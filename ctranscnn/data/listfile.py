@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctranscnn.data.errors import DataError, Problems
+from ctranscnn.data.errors import DataError, Problems, read_text
 
 SPLITS = ("train", "val", "test")
 
@@ -25,7 +25,7 @@ class ListEntry:
 
 
 def read_class_file(path: Path, problems: Problems) -> list[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, problems).splitlines()
     classes = [name.strip() for name in lines if name.strip()]
     if not classes:
         problems.add(path, "class file lists no classes")
@@ -43,7 +43,7 @@ def read_list_file(path: Path, num_classes: int, problems: Problems, class_file:
     lengths: dict[int, int] = {}  # label-vector length -> lines, to tell a wrong class file from a wrong line
     bad_length: list[tuple[int, int]] = []
     seen: dict[str, int] = {}
-    for i, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for i, raw in enumerate(read_text(path, problems).splitlines(), 1):
         if not raw.strip():
             continue
         fields = raw.rstrip("\r").split("\t")

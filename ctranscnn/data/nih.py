@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ctranscnn.data.errors import Problems, bomb_message
+from ctranscnn.data.errors import Problems, bomb_message, read_csv, read_text
 from ctranscnn.data.locate import empty_file, index_images
 from ctranscnn.data.records import LabelledImages
 
@@ -46,7 +46,7 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
     csv_path = find_file(root, METADATA_NAMES)
     if csv_path is None:
         raise problems.fatal(root, f"no NIH metadata: expected {' or '.join(METADATA_NAMES)} (optionally .gz)")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    table = read_csv(csv_path, problems)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise problems.fatal(csv_path, f"missing column(s) {', '.join(map(repr, missing))}")
@@ -127,7 +127,7 @@ def image_size(path: Path | None) -> tuple[int, int]:
 
 def read_name_list(path: Path, problems: Problems) -> list[str]:
     """train_val_list.txt / test_list.txt: one image name per line."""
-    names = [n.strip() for n in Path(path).read_text(encoding="utf-8").splitlines() if n.strip()]
+    names = [n.strip() for n in read_text(path, problems).splitlines() if n.strip()]
     if not names:
         problems.add(path, "empty split: no images listed")
     return names

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctranscnn.data.errors import Problems
+from ctranscnn.data.errors import Problems, read_csv
 from ctranscnn.data.locate import empty_file
 from ctranscnn.data.records import LabelledImages
 
@@ -33,7 +33,7 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
     csv_path = root / "train.csv"
     if not csv_path.is_file():
         raise problems.fatal(root, "no RANZCR metadata: expected train.csv (and train/<StudyInstanceUID>.jpg)")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    table = read_csv(csv_path, problems)
     missing = [c for c in ["StudyInstanceUID", *RANZCR_COLUMNS.values(), "PatientID"] if c not in table.columns]
     if missing:
         raise problems.fatal(csv_path, f"missing column(s) {', '.join(map(repr, missing))}")

@@ -98,7 +98,7 @@ def load_splits(
             splits = {name: table.take(idx, name) for name, idx in zip(SPLITS, parts)}
     for name in SPLITS:
         if name in splits and len(splits[name]) == 0:
-            problems.add(f"{dataset}/{name}", "empty split: no images")
+            problems.add(root, f"empty {name} split: no images (too few usable images or patients for the split)")
     problems.raise_if_any()
     if split in LEAKY:
         # Located at the dataset (line 0: no source line to show), not at a line of this package: the
