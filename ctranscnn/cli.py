@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("ctranscnn.commands.predict", "label probabilities for image files"),
     "export-onnx": ("ctranscnn.commands.export_onnx", "export a run's fused-probability model to ONNX"),
     "bench": ("ctranscnn.commands.bench", "throughput benchmark against torchvision resnet50"),
+    "plan": ("ctranscnn.commands.plan", "every run the notebooks need: folder, hash, finished or not (--json)"),
+    "grid": ("ctranscnn.commands.grid", "submit the plan's runs to SLURM (submitit) and show their status"),
 }
 
 
