@@ -7,7 +7,6 @@ alphabetical order (NIH_CLASSES) so models and tables line up with the NIH loade
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ctranscnn.data.errors import DataError, Problems
 from ctranscnn.data.listfile import SPLITS
 from ctranscnn.data.nih import NIH_CLASSES
 from ctranscnn.data.records import LabelledImages
+from ctranscnn.io import atomic_path
 
 MEDMNIST_ORDER = [
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
@@ -115,13 +115,8 @@ def download_chestmnist(dest: Path, size: int = 28) -> Path:
     target = Path(dest) / name
     if target.is_file() and md5sum(target) == md5:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{name}.{os.getpid()}.part")
-    try:
+    with atomic_path(target) as tmp:  # a cut or corrupt download leaves nothing behind
         urllib.request.urlretrieve(url, tmp)
         if (got := md5sum(tmp)) != md5:
             raise DataError(f"{url}: checksum mismatch (MD5 {got}, expected {md5}); nothing kept")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
