@@ -25,22 +25,24 @@ def records(split: str, n: int, seed: int) -> LabelledImages:
     return LabelledImages("fake", split, CLASSES, ids, [Path(i) for i in ids], labels, [f"p{i}" for i in range(n)])
 
 
-def fake_run(root: Path, name: str, model: str, seed: int, test: LabelledImages, signal: float,
-             base: np.ndarray | None = None, noise: float = 1.0) -> RunDir:
-    """A finished run folder whose test logits are signal * label (or `base`) + noise (seeded by name and seed)."""
-    rng = np.random.default_rng([seed, sum(map(ord, name))])
+def fake_run(folder: Path, model: str, seed: int, test: LabelledImages, signal: float,
+             base: np.ndarray | None = None, noise: float = 1.0, cfg=None, splits=None) -> RunDir:
+    """A finished run folder whose test logits are signal * label (or `base`) + noise (seeded by the folder name);
+    `cfg` and `splits` default to a smoke config and made-up train/val splits."""
+    rng = np.random.default_rng([seed, sum(map(ord, folder.name))])
     base = signal * test.labels if base is None else base
     logits = (base + noise * rng.normal(size=test.labels.shape)).astype(np.float32)
-    cfg = load_config(None, {"profile": "smoke", "model.name": model, "train.seed": seed, "train.run_name": name})
-    run = RunDir(root / f"{name}_s{seed}")
+    cfg = cfg or load_config(None, {"profile": "smoke", "model.name": model, "train.seed": seed,
+                                    "train.run_name": folder.name})
+    run = RunDir(folder)
     run.path.mkdir(parents=True)
     run.write_predictions(predictions_frame(test, {"cnn": logits, "fused": logits}), "test")
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
     scores = split_metrics(test.labels, probs, cfg.eval.single_class)
     metrics = {"best": {"epoch": 2, "val": scores, "test": scores}}  # val: not read here
     run.write_metrics(metrics)
-    splits = {"train": records("train", 64, 99), "val": records("val", 32, 98), "test": test}
-    run.write_manifest("finished", cfg, model, CLASSES, splits, {k: v.sha256() for k, v in splits.items()},
+    splits = splits or {"train": records("train", 64, 99), "val": records("val", 32, 98), "test": test}
+    run.write_manifest("finished", cfg, model, test.classes, splits, {k: v.sha256() for k, v in splits.items()},
                        "CPU (fake)", TrainState(epochs_done=2), metrics)
     return RunDir(run.path)
 
@@ -52,13 +54,13 @@ def runs(tmp_path_factory):
     made = {}
     for variant, model, signal in ((FULL, "ctranscnn_micro", 1.5), ("w/o MBR", "ctranscnn_micro", 0.4),
                                    ("w/o IIM", "ctranscnn_micro", 1.5), ("w/o MMAEF", "ctranscnn_micro", 3.0)):
-        made[variant] = [fake_run(root, variant.replace("/", "").replace(" ", "_"), model, s, test, signal)
+        made[variant] = [fake_run(root / f"{variant.replace('/', '').replace(' ', '_')}_s{s}", model, s, test, signal)
                          for s in (0, 1, 2)]
     full_logits = made[FULL][1].predictions()[1]  # a one-seed baseline close to one of the full model's seeds
-    made["resnet50"] = [fake_run(root, "resnet50", "resnet50_mini", 0, test, 0, np.log(full_logits / (1 - full_logits)),
-                                 noise=0.3)]
-    made["vit"] = [fake_run(root, "vit", "vit_mini", 0, test, 0.2)]
-    made["leaky"] = [fake_run(root, "leaky", "ctranscnn_micro", s, leaky_test, 3.0) for s in (0, 1, 2)]
+    made["resnet50"] = [fake_run(root / "resnet50_s0", "resnet50_mini", 0, test, 0,
+                                 np.log(full_logits / (1 - full_logits)), noise=0.3)]
+    made["vit"] = [fake_run(root / "vit_s0", "vit_mini", 0, test, 0.2)]
+    made["leaky"] = [fake_run(root / f"leaky_s{s}", "ctranscnn_micro", s, leaky_test, 3.0) for s in (0, 1, 2)]
     return made
 
 
@@ -131,3 +133,38 @@ def test_report_opens_with_the_claims_table(tmp_path):
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings[0] == "## Claims: what this run supports"
     assert text.count("| claim | verdict |") == 1 and text.index("**claims**") < text.index("**main**")
+
+
+@pytest.mark.filterwarnings("ignore::ctranscnn.data.splits.LeakageWarning")  # the split claim's image split
+def test_claims_section_reads_the_planned_runs(tmp_path):
+    """06's claims table over the smoke plan, with every planned run fabricated where the plan puts it (real test
+    records of a tiny phantom, so the runs are what ensure_run would reuse); a missing run skips its claims."""
+    from ctranscnn.engine.setup import load_data
+    from ctranscnn.phantom import generate_cxr14
+    from ctranscnn.report import plan, sections
+    from ctranscnn.report.context import NotebookContext
+    from ctranscnn.report.tables import read_table
+
+    generate_cxr14(tmp_path / "data" / "cxr14-phantom", n=80, size=32, seed=0, workers=1)
+    ctx = NotebookContext.from_params(notebook="06_report", profile="smoke", seeds=[0], data_dir=str(tmp_path / "data"),
+                                      runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "results"),
+                                      figures_dir=str(tmp_path / "figures"))
+    planned = {p.run_dir: p for nb in ("train", "ablation", "sota") for p in plan.planned_runs(ctx, nb)}
+    for path, p in planned.items():
+        splits = load_data(p.config)
+        signal = 2.0 if p.model == plan.CTRANSCNN and not p.overrides else 1.0
+        fake_run(path, p.config.model.name, p.seed, splits["test"], signal, cfg=p.config, splits=splits)
+    display = sections.claims_section(ctx)
+    numeric, footer = read_table(tmp_path / "results" / "tables" / "06_claims.csv")
+    n_baselines = len(plan.SOTA_MODELS) - 1
+    assert len(display) == len(numeric) == n_baselines + 3 + 1  # baselines, three modules, the split effect
+    assert set(numeric["verdict"]) <= {SUPPORTED, CONTRADICTED, NOT_RESOLVED}
+    assert numeric["data"].str.startswith("cxr14-phantom").all() and numeric["budget"].str.contains("smoke").all()
+    assert "verdict on the mean-AUC CI" in "; ".join(footer.values())
+    assert {"06_claims.md", "06_claims.tex"} <= {f.name for f in (tmp_path / "results" / "tables").iterdir()}
+
+    # a missing ablation run: the three module claims are skipped with the reason, the others stay
+    victim = next(p.run_dir for p in planned.values() if p.overrides.get("mbr") is False)
+    victim.rename(victim.with_name("gone"))
+    assert len(sections.claims_section(ctx)) == n_baselines + 1
+    assert "claims: ablation on cxr14-phantom" in (tmp_path / "results" / "skipped.csv").read_text()

@@ -57,7 +57,7 @@ def test_split_table_compares_image_and_patient_split(tmp_path, data_dir, monkey
         asked.append((ds.name, model, split))
         n, signal = FAKE[split]
         test = records("test", n, seed=n)  # the two splits' test sets are different images
-        made[split] = [fake_run(tmp_path, split, "ctranscnn_mini", s, test, signal) for s in ctx_.seeds]
+        made[split] = [fake_run(tmp_path / f"{split}_s{s}", "ctranscnn_mini", s, test, signal) for s in ctx_.seeds]
         return made[split]
 
     monkeypatch.setattr(sections, "train_runs", train_runs)
