@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "the authors' NIH lists); 'official' carves val with VAL / (TRAIN + VAL)")
     check.add_argument("--findings-only", action="store_true", help="NIH: drop 'No Finding' images first")
     check.add_argument("--metadata-only", action="store_true", help="do not look for image files")
+    check.add_argument("--missing", choices=["error", "skip"], default="error",
+                       help="nih/ranzcr: 'skip' keeps only the listed images whose files exist (partial download)")
     check.add_argument("--decode", action="store_true", help="also decode every image to find corrupt ones")
     check.add_argument("--workers", type=int, default=2, help="processes for --decode")
     check.add_argument("--json", action="store_true", help="print a JSON report")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             splits = load_splits(args.dataset, args.root, split=args.split, lists=args.lists, seed=args.seed,
                                  fractions=tuple(args.fractions) if args.fractions else None,
-                                 check_files=not args.metadata_only, findings_only=args.findings_only)
+                                 check_files=not args.metadata_only, findings_only=args.findings_only,
+                                 missing=args.missing)
             problems = _unreadable(splits, args.workers) if args.decode and not args.metadata_only else []
         except DataError as e:
             splits, problems = {}, e.problems
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 "images": len(r),
                 "patients": None if r.patient_ids is None else len(set(r.patient_ids)),
                 "class_counts": dict(zip(r.classes, map(int, r.labels.sum(axis=0)))),
+                "dropped_missing": r.dropped,  # --missing skip: listed images left out, in total and per class
             }
             for name, r in splits.items()
         },

@@ -54,6 +54,7 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
     column = {name: i for i, name in enumerate(NIH_CLASSES)}
     ids, paths, patients, rows = [], [], [], []
     seen: dict[str, int] = {}
+    absent: list[tuple[int, str]] = []  # (line, image) of listed images without a file
     for line, (name, findings, patient) in enumerate(table[list(COLUMNS)].itertuples(index=False), 2):
         vector = np.zeros(len(NIH_CLASSES), dtype=np.uint8)
         unknown = [f for f in findings.split("|") if f not in column and f != NO_FINDING]
@@ -67,7 +68,7 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
             problems.add(csv_path, f"blank Patient ID for {name!r}", line)
             continue
         if check_files and name not in index:
-            problems.add(csv_path, f"missing image {name!r}: not found in {root}/images_*/images, {root}/images or {root}", line)
+            absent.append((line, name))
             continue
         if check_files and empty_file(index[name]):
             problems.add(csv_path, f"empty image file {index[name]} (0 bytes)", line)
@@ -78,12 +79,23 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
         paths.append(index.get(name, root / "images" / name))
         patients.append(patient.strip())
         rows.append(vector)
+    if absent:
+        problems.add(csv_path, missing_message(absent, len(table), f"{root}/images_*/images, {root}/images or {root}"),
+                     absent[0][0])
     if not ids:
         problems.add(csv_path, "empty split: no usable images")
     labels = np.stack(rows) if rows else np.zeros((0, len(NIH_CLASSES)), np.uint8)
     records = LabelledImages("nih", "all", list(NIH_CLASSES), ids, paths, labels, patients)
     records.boxes = read_boxes(root, dict(zip(ids, paths)), problems)
     return records
+
+
+def missing_message(absent: list[tuple[int, str]], listed: int, where: str) -> str:
+    """One line for every listed image without a file (a partial download misses ~10,000 per archive), and how
+    to use the images that are there instead."""
+    more = f" and {len(absent) - 1:,} more" if len(absent) > 1 else ""
+    return (f"missing image {absent[0][1]!r}{more} ({len(absent):,} of {listed:,} listed images not found in {where}); "
+            "to use only the images present, set data.missing=skip (reproduce.sh: NIH_MISSING=skip)")
 
 
 def read_boxes(root: Path, paths: dict[str, Path], problems: Problems) -> pd.DataFrame | None:

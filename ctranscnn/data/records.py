@@ -29,6 +29,9 @@ class LabelledImages:
     patient_ids: list[str] | None = None
     boxes: pd.DataFrame | None = field(default=None, repr=False)
     pixels: np.ndarray | None = field(default=None, repr=False)
+    # Listed images left out because their files are missing (data.missing=skip): {"images": n, "per_class":
+    # {class: n}} for the split this one came from; subsets (take) keep it, as it describes their source.
+    dropped: dict | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.image_ids)
@@ -54,7 +57,7 @@ class LabelledImages:
             dataset=self.dataset, split=split, classes=list(self.classes), image_ids=ids,
             paths=[self.paths[i] for i in idx], labels=self.labels[idx],
             patient_ids=None if self.patient_ids is None else [self.patient_ids[i] for i in idx],
-            boxes=boxes, pixels=None if self.pixels is None else self.pixels[idx],
+            boxes=boxes, pixels=None if self.pixels is None else self.pixels[idx], dropped=self.dropped,
         )
 
     def sha256(self) -> str:

@@ -22,7 +22,7 @@ from ctranscnn.data.chestmnist import read_chestmnist
 from ctranscnn.data.errors import DataError, Problems
 from ctranscnn.data.listfile import SPLITS, ListEntry, find_list_files, read_class_file, read_list_file
 from ctranscnn.data.locate import empty_file, index_images
-from ctranscnn.data.nih import find_file, read_name_list, read_nih
+from ctranscnn.data.nih import find_file, missing_message, read_name_list, read_nih
 from ctranscnn.data.ranzcr import read_ranzcr
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.io import atomic_write_text, write_json
@@ -35,10 +35,15 @@ PAIRS = (("train", "val"), ("train", "test"), ("val", "test"))
 PATIENT_FRACTIONS = (0.7, 0.1, 0.2)
 IMAGE_FRACTIONS = (0.9, 0.07, 0.03)
 LEAKY = ("paper", "image")  # image-level splits: a patient's images may sit on both sides
+MISSING = ("error", "skip")  # what a listed image without a file is: a problem, or left out (partial downloads)
 
 
 class LeakageWarning(UserWarning):
     """The split puts images of one patient on both sides, so its test numbers are optimistic."""
+
+
+class MissingImagesWarning(UserWarning):
+    """data.missing=skip left out listed images whose files are missing (the splits are smaller than released)."""
 
 
 def load_splits(
@@ -51,6 +56,7 @@ def load_splits(
     check_files: bool = True,
     findings_only: bool = False,
     size: int | None = None,
+    missing: str = "error",
 ) -> dict[str, LabelledImages]:
     """{'train', 'val', 'test'} -> LabelledImages for `dataset` read from `root` as released.
 
@@ -62,6 +68,9 @@ def load_splits(
     findings_only: drop NIH images labelled 'No Finding' before an official/patient/image split (the
         authors' subset is abnormal-only).
     size: ChestMNIST image size when the folder holds several .npz files.
+    missing: 'error' (a listed image without a file is a problem) or 'skip' (NIH/RANZCR: the splits are made from
+        the full metadata, then each keeps only its images whose files exist; e.g. a few of NIH's twelve archives
+        unpacked). What was left out is warned about (MissingImagesWarning) and kept in each split's `dropped`.
     Raises DataError listing every problem found.
     """
     if dataset not in DATASETS:
@@ -69,6 +78,13 @@ def load_splits(
     split = split or DEFAULT_SPLIT[dataset]
     if split not in SPLIT_KINDS:
         raise ValueError(f"split must be one of {', '.join(SPLIT_KINDS)}, got {split!r}")
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {', '.join(MISSING)}, got {missing!r}")
+    skip_missing = missing == "skip" and check_files
+    if skip_missing:
+        if dataset not in ("nih", "ranzcr"):
+            raise DataError(f"missing='skip' is for nih and ranzcr (file paths from their metadata); got {dataset!r}")
+        check_files = False  # split on the full metadata, so a partial download keeps each image's split
     root, problems = Path(root), Problems()
     if fractions is None:
         fractions = IMAGE_FRACTIONS if split == "image" else PATIENT_FRACTIONS
@@ -96,6 +112,11 @@ def load_splits(
         else:
             parts = stratified_group_split(table.labels, table.patient_ids, fractions, seed)
             splits = {name: table.take(idx, name) for name, idx in zip(SPLITS, parts)}
+    if skip_missing:
+        problems.raise_if_any()
+        splits = {name: drop_missing(records) for name, records in splits.items()}
+        if any(s.dropped["images"] for s in splits.values()):
+            warnings.warn_explicit(MissingImagesWarning(dropped_message(splits)), MissingImagesWarning, str(root), 0)
     for name in SPLITS:
         if name in splits and len(splits[name]) == 0:
             problems.add(root, f"empty {name} split: no images (too few usable images or patients for the split)")
@@ -121,6 +142,26 @@ def _read_all(dataset: str, root: Path, lists: Path | str | None, problems: Prob
         problems.raise_if_any()  # duplicates across the lists would be pooled twice
         return list(parts.values())
     return [(read_nih if dataset == "nih" else read_ranzcr)(root, problems, check_files)]
+
+
+def drop_missing(records: LabelledImages) -> LabelledImages:
+    """`records` without the images whose files do not exist; `dropped` counts them, in total and per class."""
+    present = np.array([Path(p).is_file() for p in records.paths], dtype=bool)
+    kept = records.take(np.flatnonzero(present), records.split)
+    gone = records.labels[~present]
+    kept.dropped = {"images": int((~present).sum()),
+                    "per_class": dict(zip(records.classes, map(int, gone.sum(axis=0))))}
+    return kept
+
+
+def dropped_message(splits: dict[str, LabelledImages]) -> str:
+    """What missing='skip' left out, per split and per class (all splits together), in one line."""
+    per_split = ", ".join(f"{name} {s.dropped['images']:,} of {s.dropped['images'] + len(s):,}"
+                          for name, s in splits.items())
+    classes = next(iter(splits.values())).classes
+    per_class = ", ".join(f"{c} {sum(s.dropped['per_class'][c] for s in splits.values()):,}" for c in classes)
+    return (f"data.missing=skip: left out listed images whose files are missing: {per_split}; positives left out "
+            f"per class: {per_class}")
 
 
 def _pooled(parts: list[LabelledImages]) -> LabelledImages:
@@ -163,6 +204,7 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
         keep: list[ListEntry] = []
         rows: list[int] = []
         paths: list[Path] = []
+        absent: list[tuple[int, str]] = []  # (line, path) of listed images without a file
         for e in entries:
             file_name = e.path.replace("\\", "/").rsplit("/", 1)[-1]
             if table is not None:
@@ -177,7 +219,7 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
                         index = index_images([root], problems, recursive=True)
                     path = index.get(file_name, path)
             if check_files and not path.is_file():
-                problems.add(files[name], f"missing image {e.path!r} (looked for {file_name} under {root})", e.line)
+                absent.append((e.line, e.path))
                 continue
             if check_files and empty_file(path):
                 problems.add(files[name], f"empty image file {path} (0 bytes)", e.line)
@@ -186,6 +228,8 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
             paths.append(path)
             if table is not None:
                 rows.append(by_name[file_name])
+        if absent:
+            problems.add(files[name], missing_message(absent, len(entries), f"{root} (by file name)"), absent[0][0])
         labels = np.stack([e.labels for e in keep]) if keep else np.zeros((0, len(classes)), np.uint8)
         if table is not None:
             base = table.take(rows, name)
