@@ -5,12 +5,22 @@
 #   PROFILE=smoke bash reproduce.sh    CI size: a few minutes
 #   PROFILE=paper NIH_ROOT=/data/nih RANZCR_ROOT=/data/ranzcr AUTHORS_LISTS=/data/lists bash reproduce.sh
 #                                      real data (any subset) on GPUs
+#   CHESTMNIST=data/chestmnist_64.npz bash reproduce.sh
+#                                      demo profile on real NIH images (ChestMNIST, MedMNIST's split), CPU
+#   DRY_RUN=1 PROFILE=paper bash reproduce.sh
+#                                      the paper profile's plan, configs and full-size models at 224 px for a
+#                                      handful of steps on phantom data in the real layouts (CI; minutes)
 #
 # Environment (all optional):
 #   PROFILE=smoke|demo|paper  SPLIT=paper|official|patient|image  SEEDS="0 1 2"  DEVICE=auto|cpu|cuda
 #   NIH_ROOT, RANZCR_ROOT      real datasets as released (see README); without any, phantoms are generated
 #   TCMTD_LIST                 folder with the private TCMTD list files
 #   AUTHORS_LISTS              folder with the authors' split lists (needed by SPLIT=paper on real data)
+#   CHESTMNIST                 a ChestMNIST .npz (python -m ctranscnn data download chestmnist --size 64)
+#   NIH_MISSING=error|skip     skip: use the listed NIH images that are present (a partial download)
+#   DRY_RUN=1                  with PROFILE=paper: the dry run above (its tables say so)
+#   PREFLIGHT=force            PROFILE=paper checks data, plan, step times, disk and memory first
+#                              (results/preflight.md) and stops on a problem; force: report it and go on
 #   DATA_DIR=data RUNS_DIR=runs RESULTS_DIR=results FIGURES_DIR=figures   where things go
 #   NOTEBOOKS="01_data 02_train"   run only these (default: all, in order)
 set -euo pipefail
@@ -27,6 +37,11 @@ NIH_ROOT=${NIH_ROOT:-}
 RANZCR_ROOT=${RANZCR_ROOT:-}
 TCMTD_LIST=${TCMTD_LIST:-}
 AUTHORS_LISTS=${AUTHORS_LISTS:-}
+CHESTMNIST=${CHESTMNIST:-}
+NIH_MISSING=${NIH_MISSING:-error}
+DRY_RUN=${DRY_RUN:-}
+[[ -n $DRY_RUN && $PROFILE != paper ]] && { echo "reproduce.sh: DRY_RUN=1 needs PROFILE=paper" >&2; exit 2; }
+[[ -n $DRY_RUN ]] && SEEDS=${SEEDS:-0}  # one seed: the dry run checks wiring, not variance
 ALL_NOTEBOOKS="01_data 02_train 03_ablation 04_sota 05_gradcam 06_report"
 NOTEBOOKS=${NOTEBOOKS:-$ALL_NOTEBOOKS}
 [[ $PROFILE == paper ]] && SEEDS=${SEEDS:-"0 1 2"} || SEEDS=${SEEDS:-0}
@@ -42,7 +57,13 @@ PY=.venv/bin/python
 read -r PHANTOM_N PHANTOM_SIZE < <($PY -m ctranscnn.report.plan phantom-args "$PROFILE") \
     || die "PROFILE must be one of the profiles in ctranscnn/engine/config.py (got '$PROFILE')"
 
-real_data=${NIH_ROOT}${RANZCR_ROOT}${TCMTD_LIST}
+if [[ -n $DRY_RUN ]]; then
+    # Phantom data in the real layouts with authors'-format lists, handed over exactly as real data would be.
+    echo "== dry run: phantom NIH, RANZCR and TCMTD data with the authors' lists in $DATA_DIR/dry"
+    dry_env=$($PY -m ctranscnn.report.dryrun prepare --out "$DATA_DIR/dry") || die "dry-run data (ctranscnn.report.dryrun)"
+    eval "$dry_env"
+fi
+real_data=${NIH_ROOT}${RANZCR_ROOT}${TCMTD_LIST}${CHESTMNIST}
 if [[ -z $real_data ]]; then
     [[ $PROFILE == paper ]] && die "PROFILE=paper needs real data: set NIH_ROOT, RANZCR_ROOT and/or TCMTD_LIST"
     for name in cxr14 cxr11 tongue; do
@@ -62,7 +83,7 @@ if [[ -z $real_data ]]; then
 fi
 
 mkdir -p "$RESULTS_DIR/executed" "$RESULTS_DIR/runtime" "$RESULTS_DIR/tables" "$FIGURES_DIR"
-rm -f "$RESULTS_DIR/skipped.csv"
+rm -f "$RESULTS_DIR/skipped.csv" "$RESULTS_DIR/fallbacks.csv"
 if [[ $NOTEBOOKS == "$ALL_NOTEBOOKS" ]]; then
     # A full run replaces the notebooks' outputs, so nothing stale from an earlier run reaches REPORT.md.
     rm -f "$RESULTS_DIR"/tables/0[1-6]_* "$FIGURES_DIR"/0[1-6]_*
@@ -71,6 +92,16 @@ runtime="$RESULTS_DIR/runtime/notebooks.tsv"
 : > "$runtime"
 
 seeds_yaml="[$(echo "$SEEDS" | xargs | tr ' ' ',')]"
+if [[ $PROFILE == paper ]]; then
+    echo "== preflight (results in $RESULTS_DIR/preflight.md)"
+    # shellcheck disable=SC2046
+    $PY -m ctranscnn.report.preflight --profile "$PROFILE" --split "$SPLIT" --seeds "$SEEDS" --device "$DEVICE" \
+        --data-dir "$DATA_DIR" --nih-root "$NIH_ROOT" --ranzcr-root "$RANZCR_ROOT" --tcmtd-list "$TCMTD_LIST" \
+        --authors-lists "$AUTHORS_LISTS" --chestmnist "$CHESTMNIST" --nih-missing "$NIH_MISSING" \
+        --runs-dir "$RUNS_DIR" --results-dir "$RESULTS_DIR" --figures-dir "$FIGURES_DIR" \
+        $([[ -n $DRY_RUN ]] && echo "--dry-run --warmup 0 --repeats 1") \
+        $([[ ${PREFLIGHT:-} == force ]] && echo --force) || die "preflight (see $RESULTS_DIR/preflight.md)"
+fi
 for nb in $NOTEBOOKS; do
     src="notebooks/$nb.ipynb"
     dst="$RESULTS_DIR/executed/$nb.ipynb"
@@ -81,7 +112,8 @@ for nb in $NOTEBOOKS; do
         -p profile "$PROFILE" -p split "$SPLIT" -y "seeds: $seeds_yaml" -p device "$DEVICE" \
         -p data_dir "$DATA_DIR" -p nih_root "$NIH_ROOT" -p ranzcr_root "$RANZCR_ROOT" \
         -p tcmtd_list "$TCMTD_LIST" -p authors_lists "$AUTHORS_LISTS" -p runs_dir "$RUNS_DIR" \
-        -p results_dir "$RESULTS_DIR" -p figures_dir "$FIGURES_DIR"; then
+        -p results_dir "$RESULTS_DIR" -p figures_dir "$FIGURES_DIR" -p chestmnist "$CHESTMNIST" \
+        -p nih_missing "$NIH_MISSING" -y "dry_run: $([[ -n $DRY_RUN ]] && echo true || echo false)"; then
         printf '%s\t%s\t%s\n' "$nb" "$(( $(date +%s) - start ))" failed >> "$runtime"
         die "notebook $nb (the executed copy with the error is $dst)"
     fi
@@ -90,8 +122,9 @@ for nb in $NOTEBOOKS; do
 done
 
 data_label=$([[ -z $real_data ]] && echo "phantom datasets ($DATA_DIR)" || echo "real data")
+[[ -n $DRY_RUN ]] && data_label="phantom data in the real layouts ($DATA_DIR/dry), dry run"
 $PY -m ctranscnn.report.assemble --results "$RESULTS_DIR" --figures "$FIGURES_DIR" --profile "$PROFILE" \
-    --data "$data_label" --split "$SPLIT" --seeds "$SEEDS" || die "report assembly"
+    --data "$data_label" --split "$SPLIT" --seeds "$SEEDS" ${DRY_RUN:+--dry-run} || die "report assembly"
 
 cat <<MSG
 

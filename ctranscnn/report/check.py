@@ -1,8 +1,12 @@
 """Check that a reproduce.sh run produced every expected table and figure, each non-empty.
 
     python -m ctranscnn.report.check --results results --figures figures
+    python -m ctranscnn.report.check --profile paper --dry-run ...   # after DRY_RUN=1 PROFILE=paper
 The default dataset list is the phantom set that `bash reproduce.sh` runs without real data; the comparison,
 ablation, split and Grad-CAM outputs are expected for the first chest dataset (the CPU profiles' limit).
+`--profile paper` expects what the paper profile writes for NIH, RANZCR and TCMTD: the comparison, ablation and
+split outputs for both chest datasets, Grad-CAM for the one with boxes (NIH), and the preflight report;
+`--dry-run` also requires every table to say in its footer that it comes from a dry run.
 """
 from __future__ import annotations
 
@@ -18,17 +22,36 @@ FIRST_CHEST = {"tables": ("02_split_effect", "03_ablation", "04_comparison", "04
                           "04_per_class_auc", "05_localisation"),
                "figures": ("03_ablation", "04_radar", "04_roc_models", "05_gradcam")}
 GLOBAL_TABLES = ("06_claims", "06_runtime_notebooks", "06_runtime_runs")
+BOX_OUTPUTS = ("05_localisation", "05_gradcam")  # only for datasets with bounding boxes
+# --profile paper: datasets, chest datasets (comparison, ablation, split table), datasets with boxes
+PAPER = (["nih", "ranzcr", "tcmtd"], ["nih", "ranzcr"], ["nih"])
+DRY_RUN_MARK = "DRY RUN"  # in every table footer of a dry run (report.context.DRY_RUN_NOTE)
 
 
-def expected_files(results: Path, figures: Path, datasets: list[str], chest: str) -> list[Path]:
+def expected_files(results: Path, figures: Path, datasets: list[str], chest: str | list[str],
+                   boxes: list[str] | None = None, preflight: bool = False) -> list[Path]:
+    """Every output of a run over `datasets`; the chest outputs for `chest`, Grad-CAM for `boxes` (default: the
+    chest datasets)."""
+    chest = [chest] if isinstance(chest, str) else list(chest)
+    boxes = chest if boxes is None else boxes
+
+    def per(kind: str, d: str) -> list[str]:
+        return [f"{stem}_{d}" for stem in FIRST_CHEST[kind] if stem not in BOX_OUTPUTS or d in boxes]
+
     tables = [f"{stem}_{d}" for d in datasets for stem in PER_DATASET["tables"]]
-    tables += [f"{stem}_{chest}" for stem in FIRST_CHEST["tables"]] + list(GLOBAL_TABLES)
+    tables += [t for d in chest for t in per("tables", d)] + list(GLOBAL_TABLES)
     figs = [f"{stem}_{d}" for d in datasets for stem in PER_DATASET["figures"]]
-    figs += [f"{stem}_{chest}" for stem in FIRST_CHEST["figures"]]
+    figs += [f for d in chest for f in per("figures", d)]
     files = [results / "tables" / f"{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")]
     files += [figures / f"{f}.{ext}" for f in figs for ext in ("png", "pdf")]
     files += [results / "executed" / f"{nb}.{ext}" for nb in NOTEBOOKS for ext in ("ipynb", "html")]
-    return files + [results / "REPORT.md"]
+    return files + [results / "REPORT.md"] + ([results / "preflight.md"] if preflight else [])
+
+
+def dry_run_unmarked(results: Path) -> list[Path]:
+    """Tables (and REPORT.md) of a dry run that do not say so."""
+    texts = sorted((results / "tables").glob("*.md")) + [results / "REPORT.md"]
+    return [t for t in texts if t.exists() and DRY_RUN_MARK not in t.read_text(encoding="utf-8")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,13 +59,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--figures", type=Path, default=Path("figures"))
     p.add_argument("--datasets", nargs="+", default=["cxr14-phantom", "cxr11-phantom", "tongue-phantom"])
-    p.add_argument("--chest", default="cxr14-phantom", help="dataset of the comparison, ablation and Grad-CAM")
+    p.add_argument("--chest", nargs="+", default=["cxr14-phantom"],
+                   help="dataset(s) of the comparison, ablation and Grad-CAM")
+    p.add_argument("--boxes", nargs="+", help="datasets with boxes, for the Grad-CAM outputs (default: --chest)")
+    p.add_argument("--profile", choices=["smoke", "demo", "paper"], default="demo",
+                   help="paper: NIH, RANZCR and TCMTD outputs (overrides --datasets/--chest/--boxes) and preflight.md")
+    p.add_argument("--dry-run", action="store_true", help="also require every table to be marked as a dry run")
     args = p.parse_args(argv)
-    files = expected_files(args.results, args.figures, args.datasets, args.chest)
+    if args.profile == "paper":
+        args.datasets, args.chest, args.boxes = PAPER
+    files = expected_files(args.results, args.figures, args.datasets, args.chest, args.boxes,
+                           preflight=args.profile == "paper")
     bad = [f"{f}: {'missing' if not f.exists() else 'empty'}" for f in files if not f.exists() or f.stat().st_size == 0]
+    present = len(files) - len(bad)
+    if args.dry_run:
+        bad += [f"{t}: not marked as a dry run ({DRY_RUN_MARK!r} missing)" for t in dry_run_unmarked(args.results)]
     for line in bad:
         print(f"check: {line}", file=sys.stderr)
-    print(f"check: {len(files) - len(bad)} of {len(files)} expected outputs present and non-empty")
+    print(f"check: {present} of {len(files)} expected outputs present and non-empty")
     return 1 if bad else 0
 
 

@@ -19,6 +19,16 @@ PAPER_DATA = {
     "chestxray11": "real ChestX-ray11 = RANZCR CLiP, 30,083 images",
     "nih14_subset": "real NIH ChestX-ray14 subset, 51,759 images",
 }
+# Published end-to-end ChestMNIST results of MedMNIST+ (Doerrich et al. 2024, "Rethinking model prototyping
+# through the MedMNIST+ dataset collection", Sci. Rep.): test mean AUC (%), mean of 3 seeds, by image size.
+# Values as given in issue 14 (not re-checked against the paper's table from here).
+MEDMNIST_PLUS_SOURCE = "Doerrich et al. 2024 (MedMNIST+), end-to-end training, mean of 3 seeds"
+MEDMNIST_PLUS = {
+    64: {"DenseNet-121": 78.70, "ResNet-18": 75.59, "ViT-B/16": 76.21},
+    224: {"DenseNet-121": 82.22, "ResNet-18": 78.96, "ViT-B/16": 80.08},
+}
+# Their models as rows of the comparison: ViT-B/16 is the paper's (and our paper-size) ViT; the others are new rows.
+MEDMNIST_PLUS_ROWS = {"ViT-B/16": "ViT", "DenseNet-121": "DenseNet-121", "ResNet-18": "ResNet-18"}
 PHANTOM_NOTE = ("'this run' numbers come from synthetic phantom data: they test the pipeline and are not "
                 "a reproduction of the paper's results")
 
@@ -49,6 +59,7 @@ def comparison_table(
     our_data: str,
     missing: str | Mapping[str, str] = "not run in this profile",
     digits: int = 2,
+    medmnist_size: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paper's mean AUC beside ours, one row per method.
 
@@ -58,6 +69,8 @@ def comparison_table(
     `summarise_seeds`). `paper_dataset` is a key of PAPER_DATA; `our_data` names the data our runs used
     (e.g. 'nih14-phantom'). Cells without a number say why: `missing` is one reason for all methods or
     a reason per paper method. Our models that stand for no paper method are appended.
+    `medmnist_size` (ChestMNIST runs): add a column with MedMNIST+'s published results at that image size
+    (rows for their DenseNet-121 and ResNet-18; their ViT-B/16 on the ViT row).
     Returns (numeric, display) for `write_table`.
     """
     if paper_dataset not in PAPER_DATA:
@@ -74,6 +87,12 @@ def comparison_table(
     ours = ours.set_index("method")
     methods = list(paper["method"]) + [m for m in ours.index if m not in set(paper["method"])]
     paper_auc = dict(zip(paper["method"], paper[paper_dataset]))
+    reference: dict[str, tuple[str, float]] = {}  # method -> (MedMNIST+ model, its AUC)
+    if medmnist_size is not None:
+        published = MEDMNIST_PLUS.get(medmnist_size, {})
+        reference = {MEDMNIST_PLUS_ROWS[m]: (m, auc) for m, auc in published.items()}
+        methods += [m for m in reference if m not in methods]
+        ref_col = f"MedMNIST+: ChestMNIST {medmnist_size} px ({MEDMNIST_PLUS_SOURCE})"
 
     paper_col, ours_col = f"paper: {PAPER_DATA[paper_dataset]}", f"this run: {our_data}"
     numeric, display = [], []
@@ -88,10 +107,18 @@ def comparison_table(
                         "model": row.get("model", "") if len(row) else "", "ours_mAUC": mean, "ours_mAUC_sd": sd,
                         "ours_n_runs": int(row.get("n_runs", 1)) if have else 0, "ours_data": our_data,
                         "note": reason})
+        if medmnist_size is not None:
+            ref_model, ref_auc = reference.get(method, ("", np.nan))
+            numeric[-1] |= {"medmnist_plus_model": ref_model, "medmnist_plus_mAUC": ref_auc,
+                            "medmnist_plus_size": medmnist_size}
         if have:
             shown = f"{mean:.{digits}f} ± {sd:.{digits}f}" if np.isfinite(sd) else f"{mean:.{digits}f}"
         else:
             shown = reason
         display.append({"method": method, "our model": numeric[-1]["model"] or "-",
                         paper_col: f"{p:.{digits}f}" if np.isfinite(p) else "not in paper", ours_col: shown})
+        if medmnist_size is not None:
+            ref_model, ref_auc = reference.get(method, ("", np.nan))
+            display[-1][ref_col] = (f"{ref_auc:.{digits}f} ({ref_model})" if ref_model else
+                                    "not published at this size" if not reference else "not in MedMNIST+")
     return pd.DataFrame(numeric), pd.DataFrame(display)

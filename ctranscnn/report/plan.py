@@ -23,6 +23,8 @@ import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+import yaml
+
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -44,7 +46,7 @@ ABLATION = {
 SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
                "repvgg", "deit", CTRANSCNN]
 GRADCAM_MODELS = [CTRANSCNN, "resnet50", "vit"]  # the paper's figure shows at least these three
-CHEST = ("nih", "ranzcr", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on these
+CHEST = ("nih", "ranzcr", "chestmnist", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on these
 # How many chest datasets the ablation and the comparison cover per profile (None: all).
 PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "sota": 1},
                   "paper": {"ablation": None, "sota": None}}
@@ -52,6 +54,9 @@ PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "
 SPLIT_TABLE_LIMIT = {"smoke": 1, "demo": 1, "paper": None}
 MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # Grad-CAM localisation scoring cost on CPU
 CHECKPOINT = "best"  # tables report the best-validation-mAUC checkpoint; `last` is in metrics.json too
+# The paper profile's runs start from the authors' recipe per dataset kind, as written in configs/.
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+PAPER_CONFIGS = {"nih": "paper_nih.yaml", "ranzcr": "paper_ranzcr.yaml", "list": "paper_tcmtd.yaml"}
 CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers are in each run's metrics.json)"
 NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train
 
@@ -141,14 +146,37 @@ def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, s
     sets: dict[str, Any] = {
         "profile": ctx.profile, "model.name": model, "data.dataset": ds.kind, "data.root": str(ds.root),
         "data.lists": str(ds.lists or ""), "data.split": split, "train.seed": seed, "train.device": ctx.device,
+    if ds.missing != "error":
+        sets["data.missing"] = ds.missing
+    if ds.image_size is not None:  # ChestMNIST runs at its file's size (28 px up to 32, the smallest our models take)
+        sets["data.image_size"] = max(ds.image_size, 32)
+    base = paper_config(ds) if ctx.profile == "paper" else None
+    if base is not None and model != paper_model(base):
+        sets["model.overrides"] = {}  # the file's model keywords (e.g. drop_path_rate) are its model's, not theirs
+    if ctx.dry_run:
+        from ctranscnn.report.dryrun import DRY_OVERLAY
+
+        sets |= DRY_OVERLAY  # a handful of steps of the paper profile's runs (DRY_RUN=1)
         "train.out_dir": str(ctx.runs_dir), "train.progress": False, **(extra or {}),
     }
     sets |= {f"model.overrides.{k}": v for k, v in (overrides or {}).items()}
-    cfg = load_config(None, sets)
+    cfg = load_config(base, sets)
     variant = "".join(f"-{k}={v}" for k, v in sorted((overrides or {}).items()))  # readable; the hash decides
     cfg.train.run_name = (f"{ds.name}_{resolve_model_name(cfg.model)}{variant}_{split}_{ctx.profile}_s{seed}_"
                           f"{config_hash(cfg)[:10]}")
     return cfg
+def paper_config(ds: DatasetSource) -> Path | None:
+    """configs/paper_<dataset>.yaml, the authors' recipe as a file, that the paper profile's runs of `ds` start
+    from (None for sources the paper did not use, e.g. ChestMNIST)."""
+    name = PAPER_CONFIGS.get(ds.kind)
+    return None if name is None else CONFIG_DIR / name
+
+
+def paper_model(path: Path) -> str:
+    """The model a paper config names (its other rows train the plan's models on the same recipe)."""
+    return str(((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model") or {}).get("name", ""))
+
+
 
 
 def row_configs(ctx: NotebookContext, row: PlanRow) -> list[RunConfig]:

@@ -20,7 +20,7 @@ from ctranscnn.report import datastats
 from ctranscnn.report import figures as F
 from ctranscnn.report.compare import RunComparer, difference_frame
 from ctranscnn.report.context import DatasetSource, NotebookContext
-from ctranscnn.report.paper import comparison_notes, comparison_table
+from ctranscnn.report.paper import MEDMNIST_PLUS_SOURCE, comparison_notes, comparison_table
 # The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
 from ctranscnn.report.plan import (ABLATION, CHECKPOINT, CHECKPOINT_NOTE, CTRANSCNN, GRADCAM_MODELS,  # noqa: F401
                                    MAX_BOXES, SOTA_MODELS, chest_datasets, leaky_split, plan_row, planned_runs,
@@ -36,7 +36,7 @@ def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 8) ->
     from ctranscnn.data.splits import leakage_report, load_splits
 
     split = ctx.split_for(ds)
-    splits = load_splits(ds.kind, ds.root, split, ds.lists)
+    splits = load_splits(ds.kind, ds.root, split, ds.lists, missing=ds.missing)
     prov = ctx.provenance(ds, split)
     out: dict[str, Any] = {
         "summary": datastats.split_summary(splits), "prevalence": datastats.prevalence(splits),
@@ -47,6 +47,14 @@ def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 8) ->
     for key, caption in captions.items():
         ctx.table(out[key], f"{key}_{ds.name}", prov, caption=f"{caption}: {ds.label}, split {split}")
     classes = next(iter(splits.values())).classes
+    if any(s.dropped for s in splits.values()):
+        out["missing"] = pd.DataFrame({"class": ["all images", *classes]} | {
+            name: [s.dropped["images"], *(s.dropped["per_class"][c] for c in classes)] for name, s in splits.items()})
+        gone = sum(s.dropped["images"] for s in splits.values())
+        ctx.fallback(f"{ds.name}: images missing", f"data.missing=skip left out {gone:,} listed images whose files "
+                     f"are missing (table 01_missing_{ds.name})")
+        ctx.table(out["missing"], f"missing_{ds.name}", prov, caption=f"Listed images left out because their files "
+                  f"are missing (data.missing=skip), per split; rows: all, then positives per class: {ds.label}")
     labels = np.concatenate([s.labels for s in splits.values()])
     pct = out["prevalence"].set_index("class")[[f"{s} %" for s in splits]]
     out["fig_prevalence"] = F.plot_prevalence(pct.rename(columns=lambda c: c[:-2]), title=f"{ds.name}: prevalence")
@@ -66,7 +74,7 @@ def _sample_grid(s, n: int):
     boxes = [[] if s.boxes is None else
              [(b.x, b.y, b.w, b.h, b.label) for b in s.boxes[s.boxes["image_id"] == s.image_ids[i]].itertuples()]
              for i in order]
-    return F.plot_sample_grid([s.paths[i] for i in order], titles, boxes)
+    return F.plot_sample_grid([s.paths[i] if s.pixels is None else s.pixels[i] for i in order], titles, boxes)
 
 
 # ---------------------------------------------------------------- 02 train
@@ -217,7 +225,8 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     out: dict[str, Any] = {"models": display}
     if ds.paper_key:
         ours = numeric[["model", "mAUC", "mAUC_sd", "n_runs"]]
-        cmp_numeric, cmp_display = comparison_table(ours, ds.paper_key, ds.label)
+        medmnist = ds.image_size if ds.kind == "chestmnist" else None
+        cmp_numeric, cmp_display = comparison_table(ours, ds.paper_key, ds.label, medmnist_size=medmnist)
         ctx.table(cmp_numeric, f"comparison_{ds.name}", ctx.provenance(ds, split, notes=comparison_notes(ds.label)
                   + [CHECKPOINT_NOTE]), display=cmp_display,
                   caption=f"Mean AUC (%): the paper's published numbers beside this run ({ds.label})")
@@ -231,6 +240,7 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class AUC on {ds.name}")
     out["fig_roc"] = F.plot_roc_by_model({rs[0].model_name: rs[0].predictions() for rs in runs.values()},
                                          title=f"{ds.name} (seed {ctx.seeds[0]})")
+                  + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set"] if medmnist else [])
     ctx.figure(out["fig_radar"], f"radar_{ds.name}")
     ctx.figure(out["fig_roc"], f"roc_models_{ds.name}")
     return out
@@ -267,7 +277,7 @@ def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) 
     from ctranscnn.localization import held_out_boxes, localise, summarise
 
     split = ctx.split_for(ds)
-    splits = load_splits(ds.kind, ds.root, split, ds.lists)
+    splits = load_splits(ds.kind, ds.root, split, ds.lists, missing=ds.missing)
     if splits["train"].boxes is None:
         ctx.skip(f"Grad-CAM on {ds.name}", f"{ds.label} has no bounding boxes")
         return None
