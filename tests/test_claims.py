@@ -135,10 +135,12 @@ def test_report_opens_with_the_claims_table(tmp_path):
     assert text.count("| claim | verdict |") == 1 and text.index("**claims**") < text.index("**main**")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::ctranscnn.data.splits.LeakageWarning")  # the split claim's image split
 def test_claims_section_reads_the_planned_runs(tmp_path):
-    """06's claims table over the smoke plan, with every planned run fabricated where the plan puts it (real test
-    records of a tiny phantom, so the runs are what ensure_run would reuse); a missing run skips its claims."""
+    """06's claims table, and the ablation and models tables, over the smoke plan with every planned run
+    fabricated where the plan puts it (real test records of a tiny phantom, so the runs are what ensure_run
+    reuses: nothing trains); a missing run skips its claims."""
     from ctranscnn.engine.setup import load_data
     from ctranscnn.phantom import generate_cxr14
     from ctranscnn.report import plan, sections
@@ -162,6 +164,26 @@ def test_claims_section_reads_the_planned_runs(tmp_path):
     assert numeric["data"].str.startswith("cxr14-phantom").all() and numeric["budget"].str.contains("smoke").all()
     assert "verdict on the mean-AUC CI" in "; ".join(footer.values())
     assert {"06_claims.md", "06_claims.tex"} <= {f.name for f in (tmp_path / "results" / "tables").iterdir()}
+
+    # the ablation and models tables of notebooks 03 and 04 reuse the same runs and carry the paired differences
+    ds = ctx.datasets[0]
+    tables = tmp_path / "results" / "tables"
+    for notebook, section, stem, ref, name in (("03_ablation", sections.ablation_section, "03_ablation", FULL,
+                                                "minus full"),
+                                               ("04_sota", sections.sota_section, "04_models", None, "minus CTransCNN")):
+        ctx.notebook = notebook
+        section(ctx, ds)
+        table, footer = read_table(tables / f"{stem}_{ds.name}.csv")
+        key = "variant" if ref else "model"
+        ref = ref or next(m for m in table["model"] if m.startswith("ctranscnn"))
+        others = table[table[key] != ref]
+        assert table[f"mAUC {name}"].isna().tolist() == (table[key] == ref).tolist()
+        assert (others[f"mAUC {name} lo"] <= others[f"mAUC {name}"]).all()
+        assert (others[f"mAP {name} hi"] >= others[f"mAP {name}"]).all() and (table["seeds"] == 1).all()
+        md = (tables / f"{stem}_{ds.name}.md").read_text()
+        assert "| reference |" in md and f"mAUC {name} [95% CI]" in md and "CI excludes 0 (mAUC, mAP)" in md
+        assert "bootstrap over test images" in "; ".join(footer.values())
+    ctx.notebook = "06_report"
 
     # a missing ablation run: the three module claims are skipped with the reason, the others stay
     victim = next(p.run_dir for p in planned.values() if p.overrides.get("mbr") is False)
