@@ -349,3 +349,24 @@ def test_preflight_main_fails_on_data_problems_unless_forced(tmp_path, dry_data,
     assert "missing image" in out.out and "PREFLIGHT=force" in out.err
     assert "**STOP**" in (tmp_path / "results" / "preflight.md").read_text()
     assert main(args + ["--force"]) == 0
+
+
+def test_run_manifest_records_what_missing_skip_left_out(tmp_path):
+    import json
+
+    from ctranscnn.engine.trainer import train
+    from ctranscnn.phantom import generate_cxr14
+
+    root = tmp_path / "nih"
+    generate_cxr14(root, n=60, size=32, seed=0, workers=1)
+    gone = sorted(root.glob("images_*/images/*.png"))[::10]
+    for path in gone:
+        path.unlink()
+    cfg = load_config(None, {"profile": "smoke", "data.dataset": "nih", "data.root": str(root), "data.split": "patient",
+                             "data.missing": "skip", "schedule.epochs": 1, "train.device": "cpu",
+                             "train.out_dir": str(tmp_path / "runs"), "train.progress": False})
+    with pytest.warns(MissingImagesWarning):
+        run_dir, _ = train(cfg)
+    dataset = json.loads((run_dir / "manifest.json").read_text())["dataset"]
+    assert dataset["missing"] == "skip"
+    assert sum(d["images"] for d in dataset["dropped_missing"].values()) == len(gone)

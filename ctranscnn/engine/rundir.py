@@ -160,7 +160,10 @@ class RunDir:
             "model": model_name,
             "classes": list(classes),
             "dataset": {"name": cfg.data.dataset, "split": cfg.data.split,
-                        "sizes": {k: len(v) for k, v in splits.items()}, "hash": dataset_hash(hashes)},
+                        "sizes": {k: len(v) for k, v in splits.items()}, "hash": dataset_hash(hashes),
+                        # data.missing=skip: listed images left out of each split (before data.limit_*)
+                        "missing": cfg.data.missing,
+                        "dropped_missing": {k: v.dropped for k, v in splits.items() if v.dropped}},
             "split_hashes": hashes,
             "seed": cfg.train.seed,
             "packages": package_versions(),

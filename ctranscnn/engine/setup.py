@@ -94,7 +94,8 @@ def load_data(cfg: RunConfig) -> dict[str, LabelledImages]:
         raise ConfigError("data.root is empty: set it to the dataset folder (--set data.root=PATH)")
     key = _data_key(cfg)
     if key not in _DATA:
-        splits = load_splits(d.dataset, d.root, d.split, d.lists or None, seed=d.split_seed, fractions=d.fractions)
+        splits = load_splits(d.dataset, d.root, d.split, d.lists or None, seed=d.split_seed, fractions=d.fractions,
+                             missing=d.missing)
         limits = {"train": d.limit_train, "val": d.limit_val, "test": d.limit_test}
         for name, limit in limits.items():
             if limit and limit < len(splits[name]):
