@@ -6,6 +6,7 @@ import json
 import pytest
 
 from ctranscnn.engine.config import load_config
+from ctranscnn.engine.slots import gpu_slots
 from ctranscnn.report.plan import ensure_runs, parallel_jobs
 from tests.test_engine_run import make_fixture
 
@@ -26,8 +27,14 @@ def test_parallel_runs_equal_sequential_runs(tmp_path):
     par = configs(data, tmp_path / "par")
     assert parallel_jobs(seq[0]) >= 1 and seq[0].train.cpu_threads == 1
     seq_dirs = ensure_runs(seq, jobs=1)
-    par_dirs = ensure_runs(par + par[:1], jobs=2)  # a repeated config is trained once
+    # Two faked GPUs: the multi-GPU path (one worker per GPU, pinned by CUDA_VISIBLE_DEVICES); on a CPU
+    # machine the runs still train on the CPU, on a GPU machine on GPUs 0 and 1.
+    par_dirs = ensure_runs(par + par[:1], slots=gpu_slots(["0", "1"]))  # a repeated config is trained once
     assert len(par_dirs) == 3 and par_dirs[0] == par_dirs[2]
+    placements = [json.loads((d / "manifest.json").read_text())["placement"] for d in par_dirs[:2]]
+    for p in placements:  # each run's manifest names its worker's GPU
+        assert p["mode"] == "gpu" and p["gpus"] == [p["cuda_visible_devices"]] and p["gpus"][0] in ("0", "1")
+    assert json.loads((seq_dirs[0] / "manifest.json").read_text())["placement"]["mode"] == "cpu"
     for a, b in zip(seq_dirs, par_dirs):
         ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
         assert ma["best"]["test"]["mAUC"] == mb["best"]["test"]["mAUC"]

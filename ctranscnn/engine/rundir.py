@@ -35,6 +35,7 @@ from ctranscnn.engine import checkpoint as ckpt_io
 from ctranscnn.engine.config import RunConfig, config_hash, from_dict, resolve_model_name, to_dict
 from ctranscnn.engine.evaluation import read_predictions, write_predictions
 from ctranscnn.engine.setup import build_model, dataset_hash, git_commit, package_versions
+from ctranscnn.engine.slots import placement
 from ctranscnn.io import atomic_write_text, write_csv, write_json
 from ctranscnn.metrics import METRIC_COLUMNS
 
@@ -168,6 +169,7 @@ class RunDir:
             "seed": cfg.train.seed,
             "packages": package_versions(),
             "device": device,
+            "placement": placement(),  # the worker slot: cpu | gpu | ddp (RUN_GPUS) | direct, and its GPUs
             "steps": state.step,
             "epochs_done": state.epochs_done,
             "wall_time_s": round(state.train_seconds, 3),  # training steps only
