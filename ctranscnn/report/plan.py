@@ -17,11 +17,8 @@ one whose data changed (e.g. regenerated phantoms) is moved aside to `<name>.sta
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 import yaml
 
@@ -31,6 +28,7 @@ from typing import Any, Mapping
 from ctranscnn.data.splits import PATIENT_FRACTIONS
 from ctranscnn.engine.config import PHANTOM_DATA, RunConfig, config_hash, load_config, resolve_model_name
 from ctranscnn.engine.rundir import FINISHED, RunDir
+from ctranscnn.engine.slots import Slot, map_pinned, worker_slots
 from ctranscnn.report.context import DatasetSource, NotebookContext
 
 CTRANSCNN = "ctranscnn_tiny"  # the profile's model.size turns it into the mini/micro variant
@@ -215,7 +213,7 @@ def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
 def ensure_run(cfg: RunConfig) -> Path:
     """Folder of a finished run of `cfg`: reused if its config and data are unchanged, else (re)trained."""
     from ctranscnn.engine.setup import dataset_hash, split_hashes
-    from ctranscnn.engine.trainer import resume, train
+    from ctranscnn.engine.slots import launch
 
     run = RunDir.for_config(cfg)
     keep = {"train.progress": False, "data.root": cfg.data.root, "data.lists": cfg.data.lists}
@@ -228,7 +226,7 @@ def ensure_run(cfg: RunConfig) -> Path:
             return run.path
         if same_config and same_data:
             print(f"resuming {run.path}")
-            resume(run.path, keep)
+            launch(run.path, overrides=keep)
             return run.path
         stale = run.path.with_name(run.path.name + ".stale")
         print(f"{run.path}: {'data' if same_config else 'config'} changed; moving it to {stale} and retraining")
@@ -236,33 +234,30 @@ def ensure_run(cfg: RunConfig) -> Path:
         run.path.rename(stale)
     elif run.config_file.exists():  # killed before its first manifest was written
         print(f"resuming {run.path}")
-        resume(run.path, keep)
+        launch(run.path, overrides=keep)
         return run.path
     print(f"training {run.path}")
-    train(cfg)
+    launch(run.path, cfg)
     return run.path
 
 
 def parallel_jobs(cfg: RunConfig) -> int:
-    """How many runs to train at once: on CPU with a fixed thread count per run, one run per group of cores
-    (a run's numbers do not depend on what trains beside it); otherwise one at a time."""
-    import torch
-
-    on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
-    if on_gpu or cfg.train.cpu_threads < 1:
-        return 1
-    return max(1, (os.cpu_count() or 1) // cfg.train.cpu_threads)
+    """How many runs to train at once: one per worker slot (engine.slots.worker_slots): on N visible GPUs N runs,
+    one per GPU (RUN_GPUS=k: N // k DDP runs; all: one); on CPU with a fixed thread count per run, one run per
+    group of cores (a run's numbers do not depend on what trains beside it); otherwise one at a time."""
+    return len(worker_slots(cfg))
 
 
-def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None) -> list[Path]:
-    """`ensure_run` for every config, up to `jobs` (default: parallel_jobs) trainings at once in worker processes."""
+def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None, slots: list[Slot] | None = None) -> list[Path]:
+    """`ensure_run` for every config, side by side in worker processes pinned to `slots` (default: worker_slots of
+    the first config; tests pass faked GPUs), at most `jobs` at once (CPU: `jobs` workers)."""
     unique = list({cfg.train.run_name: cfg for cfg in cfgs}.values())  # one worker per run folder
-    jobs = min(len(unique), parallel_jobs(unique[0]) if jobs is None else jobs) if unique else 0
-    if jobs <= 1:
-        done = {cfg.train.run_name: ensure_run(cfg) for cfg in unique}
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = dict(zip((cfg.train.run_name for cfg in unique), pool.map(ensure_run, unique)))
+    if not unique:
+        return []
+    slots = worker_slots(unique[0]) if slots is None else slots
+    if jobs is not None:
+        slots = [Slot("cpu")] * jobs if all(s.mode == "cpu" for s in slots) else slots[:jobs]
+    done = dict(zip((cfg.train.run_name for cfg in unique), map_pinned(ensure_run, unique, slots)))
     return [done[cfg.train.run_name] for cfg in cfgs]
 
 
