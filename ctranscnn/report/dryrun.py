@@ -65,7 +65,7 @@ def prepare(out: Path, seed: int = 0, workers: int = 2) -> dict[str, str]:
 
     out = Path(out)
     stamp = out / ".dry-args"
-    args = f"n={PHANTOM_N} size={PHANTOM_SIZE} seed={seed} fractions={LIST_FRACTIONS}"
+    args = f"n={PHANTOM_N} size={PHANTOM_SIZE} seed={seed} fractions={LIST_FRACTIONS} nih=abnormal-only"
     if not (stamp.is_file() and stamp.read_text() == args):
         common = dict(size=PHANTOM_SIZE, seed=seed, workers=workers)
         # abnormal-only, like the authors' NIH subset (and more positives for 40 images)
