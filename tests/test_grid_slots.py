@@ -1,8 +1,12 @@
 """Multi-GPU slots as a function of a (faked) device list: slot assignment, worker pinning, the train command."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -66,3 +70,41 @@ def test_train_command_runs_the_run_folder(tmp_path):
     assert parse_overrides(one[one.index("--set") + 1:]) == overrides  # values survive the command line
     four = S.train_command(tmp_path / "run", 4)
     assert four[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"] and "--set" not in four
+
+
+def test_a_ddp_slot_launches_torchrun_over_its_gpus(tmp_path, monkeypatch):
+    import yaml
+
+    from ctranscnn.engine.config import config_hash, from_dict
+
+    cfg = load_config(None, {"profile": "smoke", "train.out_dir": str(tmp_path), "train.run_name": "r"})
+    calls = []
+    monkeypatch.setattr(S.subprocess, "run", lambda cmd, env: calls.append((cmd, env)) or
+                        subprocess.CompletedProcess(cmd, 0))
+    S.set_slot(S.Slot("ddp", ("2", "3")))
+    try:
+        S.launch(tmp_path / "r", cfg)
+    finally:
+        S.set_slot(None)
+    [(cmd, env)] = calls
+    assert cmd == S.train_command(tmp_path / "r", 2)
+    assert env["CUDA_VISIBLE_DEVICES"] == "2,3" and json.loads(env[S.PLACEMENT_ENV]) == {"mode": "ddp",
+                                                                                          "gpus": ["2", "3"]}
+    written = from_dict(yaml.safe_load((tmp_path / "r" / "config.yaml").read_text()))
+    assert written == cfg and config_hash(written) == config_hash(cfg)  # `train --resume` starts exactly cfg
+
+
+def test_a_requeued_grid_job_stops_its_training_and_resubmits_itself(tmp_path):
+    pytest.importorskip("submitit")
+    from ctranscnn.report import grid
+
+    job = grid.TrainJob(tmp_path / "run", gpus=2)
+    grid._child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        again = job.checkpoint()  # what submitit calls on preemption or timeout
+        assert grid._child.poll() == -signal.SIGTERM  # the training was stopped before the requeue
+    finally:
+        grid._child.kill()
+        grid._child = None
+    assert isinstance(again.function, grid.TrainJob) and again.function.command() == job.command()
+    assert job.command()[-4:] == ["--resume", str(tmp_path / "run"), "--set", "train.progress=false"]
