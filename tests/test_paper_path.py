@@ -370,3 +370,19 @@ def test_run_manifest_records_what_missing_skip_left_out(tmp_path):
     dataset = json.loads((run_dir / "manifest.json").read_text())["dataset"]
     assert dataset["missing"] == "skip"
     assert sum(d["images"] for d in dataset["dropped_missing"].values()) == len(gone)
+
+
+def test_chestmnist_run_trains_on_the_arrays_at_the_files_size(tmp_path):
+    import json
+
+    from ctranscnn.engine.trainer import train
+    from ctranscnn.report.plan import plan_row, row_configs
+
+    path = medmnist_npz(tmp_path / "chestmnist_64.npz", 64)
+    ctx = ctx_for(tmp_path, profile="smoke", chestmnist=str(path))
+    (cfg,) = row_configs(ctx, plan_row(ctx, ctx.datasets[0]))
+    run_dir, _ = train(cfg)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["data"]["image_size"] == 64
+    assert manifest["dataset"]["sizes"] == {"train": 12, "val": 5, "test": 7}
+    assert manifest["classes"] == list(NIH_CLASSES)
