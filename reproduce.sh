@@ -22,6 +22,8 @@
 #   PREFLIGHT=force            PROFILE=paper checks data, plan, step times, disk and memory first
 #                              (results/preflight.md) and stops on a problem; force: report it and go on
 #   DATA_DIR=data RUNS_DIR=runs RESULTS_DIR=results FIGURES_DIR=figures   where things go
+#   RUN_GPUS=1|k|all           with N GPUs: N runs at once, one per GPU (1); DDP runs over k or all GPUs
+#                              (see README "Running the paper grid"; SLURM: python -m ctranscnn grid submit)
 #   NOTEBOOKS="01_data 02_train"   run only these (default: all, in order)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

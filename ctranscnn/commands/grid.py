@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     submit.add_argument("--cpus-per-task", type=int, default=8)
     submit.add_argument("--max-requeues", type=int, default=20, help="timeouts a job may resume from")
     submit.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="more submitit SLURM parameters, e.g. account=abc qos=high mem_gb=64")
+                        help="more submitit SLURM parameters, e.g. account=abc qos=high mem=64G")
     submit.add_argument("--folder", help="submitit logs (default: RUNS_DIR/.grid/submitit)")
     status = sub.add_parser("status", help="finished / running / failed / missing, from the run folders")
     add_plan_arguments(status)
