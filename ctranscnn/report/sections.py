@@ -31,7 +31,7 @@ from ctranscnn.report.tables import fmt_ci, fmt_mean_sd, summarise_seeds
 # ---------------------------------------------------------------- 01 data
 
 
-def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 8) -> dict[str, Any]:
+def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 16) -> dict[str, Any]:
     """Split sizes and patients, prevalence, label cardinality, co-occurrence, leakage, sample grid."""
     from ctranscnn.data.splits import leakage_report, load_splits
 
@@ -67,10 +67,20 @@ def data_section(ctx: NotebookContext, ds: DatasetSource, n_samples: int = 8) ->
 
 
 def _sample_grid(s, n: int):
-    """The first `n` images, those with boxes first, titled with their labels."""
-    with_box = set() if s.boxes is None else set(s.boxes["image_id"])
-    order = sorted(range(len(s)), key=lambda i: s.image_ids[i] not in with_box)[:n]
-    titles = [", ".join(np.asarray(s.classes)[s.labels[i] > 0]) or "no finding" for i in order]
+    """One image per class (one with a box of that class where there is one), then one with no finding, up to `n`;
+    each titled with the class it shows and all its labels."""
+    boxed = {} if s.boxes is None else s.boxes.groupby("image_id")["label"].agg(set).to_dict()
+    order, shown = [], []
+    for c, name in enumerate(s.classes):
+        have = [i for i in np.flatnonzero(s.labels[:, c] > 0) if i not in order]
+        if have:
+            order.append(next((i for i in have if name in boxed.get(s.image_ids[i], ())), have[0]))
+            shown.append(name)
+    empty = np.flatnonzero(s.labels.sum(axis=1) == 0)
+    order, shown = (order + [int(empty[0])], shown + ["no finding"]) if empty.size else (order, shown)
+    order, shown = order[:n], shown[:n]
+    titles = [f"{name}\nlabels: " + (", ".join(np.asarray(s.classes)[s.labels[i] > 0]) or "none")
+              for name, i in zip(shown, order)]
     boxes = [[] if s.boxes is None else
              [(b.x, b.y, b.w, b.h, b.label) for b in s.boxes[s.boxes["image_id"] == s.image_ids[i]].itertuples()]
              for i in order]
@@ -107,9 +117,10 @@ def train_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     y_true, y_prob = runs[0].predictions()
     out = {"main": display, "per_class": pc_display,
            "fig_curves": F.plot_training_curves({f"seed {r.seed}": r.history for r in runs},
-                                                ["train_loss", "val_mAUC", "lr"]),
-           "fig_roc": F.plot_roc_by_class(y_true, y_prob, runs[0].classes,
-                                          title=f"CTransCNN on {ds.name} (seed {runs[0].seed})")}
+                                                ["train_loss", "val_mAUC", "lr"],
+                                                title=f"CTransCNN on {ds.name}, profile {ctx.profile}"),
+           "fig_roc": F.plot_roc_by_class(y_true, y_prob, runs[0].classes, title=f"CTransCNN on {ds.name}, "
+                                          f"profile {ctx.profile}, seed {runs[0].seed}")}
     ctx.figure(out["fig_curves"], f"training_curves_{ds.name}")
     ctx.figure(out["fig_roc"], f"roc_{ds.name}")
     return out
@@ -193,7 +204,8 @@ def ablation_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     ctx.table(numeric, f"ablation_{ds.name}", prov, display=display,
               caption=f"Ablation of MMAEF, MBR and IIM: test metrics (%): {ds.label}")
     fig = F.plot_bars(numeric, "variant", "mAUC", yerr="mAUC_sd", ylabel="test mean AUC (%)",
-                      title=f"Ablation on {ds.name}", reference=float(numeric["mAUC"].iloc[0]))
+                      title=f"Ablation on {ds.name}, profile {ctx.profile}",
+                      reference=float(numeric["mAUC"].iloc[0]), reference_label="full model")
     ctx.figure(fig, f"ablation_{ds.name}")
     return {"ablation": display, "fig_ablation": fig}
 
@@ -228,6 +240,7 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
         medmnist = ds.image_size if ds.kind == "chestmnist" else None
         cmp_numeric, cmp_display = comparison_table(ours, ds.paper_key, ds.label, medmnist_size=medmnist)
         ctx.table(cmp_numeric, f"comparison_{ds.name}", ctx.provenance(ds, split, notes=comparison_notes(ds.label)
+                  + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set"] if medmnist else [])
                   + [CHECKPOINT_NOTE]), display=cmp_display,
                   caption=f"Mean AUC (%): the paper's published numbers beside this run ({ds.label})")
         out["comparison"] = cmp_display
@@ -237,10 +250,9 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
     cx = complexity_table(runs)
     ctx.table(cx, f"complexity_{ds.name}", prov, caption=f"Parameters, GFLOPs and training throughput: {ds.label}")
     out["complexity"] = cx
-    out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class AUC on {ds.name}")
+    out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class test AUC on {ds.name}, profile {ctx.profile}")
     out["fig_roc"] = F.plot_roc_by_model({rs[0].model_name: rs[0].predictions() for rs in runs.values()},
-                                         title=f"{ds.name} (seed {ctx.seeds[0]})")
-                  + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set"] if medmnist else [])
+                                         title=f"{ds.name}, profile {ctx.profile}, seed {ctx.seeds[0]}")
     ctx.figure(out["fig_radar"], f"radar_{ds.name}")
     ctx.figure(out["fig_roc"], f"roc_models_{ds.name}")
     return out
