@@ -115,6 +115,12 @@ def test_compare_pairs_runs_on_the_same_test_images(runs):
     groups = {k: runs[k] for k in (FULL, "w/o MBR", "w/o IIM")} | {"resnet50": runs["resnet50"]}
     num, disp = difference_frame(groups, FULL, comparer, "minus full")
     assert list(num.index) == list(groups) and list(disp["seeds"]) == [3, 3, 3, 1]
+    assert list(disp.columns) == ["mAUC minus full [95% CI]", "mAUC minus full: seeds mean ± sd",
+                                  "mAP minus full [95% CI]", "mAP minus full: seeds mean ± sd",
+                                  "CI excludes 0 (mAUC, mAP)", "seeds"]
+    d = same["mAUC"]
+    assert display["mAUC minus full: seeds mean ± sd"] == f"{d.diff:+.2f} ± {np.std(d.seed_diffs, ddof=1):.2f}"
+    assert d.diff == pytest.approx(np.mean(d.seed_diffs), rel=1e-12)
     assert disp.loc[FULL, "CI excludes 0 (mAUC, mAP)"] == "reference" and np.isnan(num.loc[FULL, "mAUC minus full"])
     assert disp.loc["w/o MBR", "CI excludes 0 (mAUC, mAP)"] == "yes (-), yes (-)"
     assert num.loc["w/o IIM", "mAUC minus full"] == pytest.approx(-same["mAUC"].diff, rel=1e-12)

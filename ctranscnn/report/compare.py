@@ -17,7 +17,7 @@ import pandas as pd
 from ctranscnn.engine.config import EvalConfig
 from ctranscnn.metrics import bootstrap_counts
 from ctranscnn.stats import COMBINATION_NOTE, METRICS, Difference, Replicates, difference, replicates
-from ctranscnn.report.tables import NA, fmt_mean_sd
+from ctranscnn.report.tables import NA
 
 
 class RunLike(Protocol):
@@ -120,8 +120,8 @@ def difference_columns(diffs: dict[str, Difference], name: str = "diff",
                     f"{m} CI method": d.method}
         display[f"{m} {name} [95% CI]"] = (f"{d.diff:+.{digits}f} [{d.lo:+.{digits}f}, {d.hi:+.{digits}f}]"
                                            if np.isfinite(d.diff) else NA)
-        display[f"{m} {name}: seeds mean ± sd"] = (fmt_mean_sd(d.seed_diffs, digits) if d.seed_diffs else
-                                                   f"{d.diff:.{digits}f}")
+        sd = f" ± {d.seed_sd:.{digits}f}" if len(d.seed_diffs) > 1 else ""
+        display[f"{m} {name}: seeds mean ± sd"] = f"{d.diff:+.{digits}f}{sd}" if np.isfinite(d.diff) else NA
     display["CI excludes 0 (mAUC, mAP)"] = ", ".join(excludes_zero_text(d) for d in diffs.values())
     return numeric, display
 
@@ -137,5 +137,6 @@ def difference_frame(groups: Mapping[str, Sequence[RunLike]], reference: str, co
         else:
             numeric[key], display[key] = difference_columns(comparer.compare(runs, groups[reference]), name)
         numeric[key]["seeds"] = display[key]["seeds"] = len(runs)
-    num, disp = pd.DataFrame.from_dict(numeric, orient="index"), pd.DataFrame.from_dict(display, orient="index")
-    return num, disp.fillna("-")
+    full = next((k for k in groups if k != reference), reference)  # a row with every column, in order
+    return (pd.DataFrame.from_dict(numeric, orient="index")[list(numeric[full])],
+            pd.DataFrame.from_dict(display, orient="index")[list(display[full])].fillna("-"))
