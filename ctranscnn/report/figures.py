@@ -7,6 +7,7 @@ matplotlib Figure, so they are testable without a trained model.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -291,7 +292,7 @@ def plot_sample_grid(
         else:
             with Image.open(paths[i]) as im:
                 ax.imshow(np.asarray(im.convert("L")), cmap="gray")
-        ax.set_title(titles[i], fontsize=6)
+        ax.set_title("\n".join(textwrap.fill(line, 34) for line in titles[i].split("\n")), fontsize=6)
         for x, y, w, h, label in (boxes[i] if boxes else ()):
             ax.add_patch(Rectangle((x, y), w, h, fill=False, ec="red", lw=1.2))
             ax.text(x, y, label, color="red", fontsize=6, va="bottom")
