@@ -248,6 +248,20 @@ def parallel_jobs(cfg: RunConfig) -> int:
     return len(worker_slots(cfg))
 
 
+def ensure_run_labelled(cfg: RunConfig) -> Path:
+    """`ensure_run` with every line it prints behind the run's label (runs train side by side in worker processes,
+    whose lines would interleave), and a one-line summary when it trained or resumed the run."""
+    from ctranscnn.report.progress import labelled_output, run_label, run_summary
+
+    manifest = RunDir.for_config(cfg).manifest_file
+    before = manifest.stat().st_mtime_ns if manifest.exists() else None
+    with labelled_output(run_label(cfg)):
+        path = ensure_run(cfg)
+        if before is None or (path / manifest.name).stat().st_mtime_ns != before:
+            print(run_summary(path))
+    return path
+
+
 def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None, slots: list[Slot] | None = None) -> list[Path]:
     """`ensure_run` for every config, side by side in worker processes pinned to `slots` (default: worker_slots of
     the first config; tests pass faked GPUs), at most `jobs` at once (CPU: `jobs` workers)."""
@@ -257,7 +271,7 @@ def ensure_runs(cfgs: list[RunConfig], jobs: int | None = None, slots: list[Slot
     slots = worker_slots(unique[0]) if slots is None else slots
     if jobs is not None:
         slots = [Slot("cpu")] * jobs if all(s.mode == "cpu" for s in slots) else slots[:jobs]
-    done = dict(zip((cfg.train.run_name for cfg in unique), map_pinned(ensure_run, unique, slots)))
+    done = dict(zip((cfg.train.run_name for cfg in unique), map_pinned(ensure_run_labelled, unique, slots)))
     return [done[cfg.train.run_name] for cfg in cfgs]
 
 
