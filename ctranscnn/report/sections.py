@@ -239,9 +239,13 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
         ours = numeric[["model", "mAUC", "mAUC_sd", "n_runs"]]
         medmnist = ds.image_size if ds.kind == "chestmnist" else None
         cmp_numeric, cmp_display = comparison_table(ours, ds.paper_key, ds.label, medmnist_size=medmnist)
+        # beside each method, this run's paired mean-AUC difference to CTransCNN (the models table has mAP's too)
+        cmp_numeric = cmp_numeric.join(diff_numeric[[c for c in diff_numeric if c.startswith("mAUC")]], on="model")
+        cmp_display = cmp_display.join(diff_display[["mAUC minus CTransCNN [95% CI]", "CI excludes 0 (mAUC, mAP)",
+                                                     "seeds"]], on="our model").fillna("-")
         ctx.table(cmp_numeric, f"comparison_{ds.name}", ctx.provenance(ds, split, notes=comparison_notes(ds.label)
                   + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set"] if medmnist else [])
-                  + [CHECKPOINT_NOTE]), display=cmp_display,
+                  + [CHECKPOINT_NOTE, comparer.note()]), display=cmp_display,
                   caption=f"Mean AUC (%): the paper's published numbers beside this run ({ds.label})")
         out["comparison"] = cmp_display
     else:
