@@ -189,6 +189,8 @@ def test_claims_section_reads_the_planned_runs(tmp_path):
         md = (tables / f"{stem}_{ds.name}.md").read_text()
         assert "| reference |" in md and f"mAUC {name} [95% CI]" in md and "CI excludes 0 (mAUC, mAP)" in md
         assert "bootstrap over test images" in "; ".join(footer.values())
+    comparison = (tables / f"04_comparison_{ds.name}.md").read_text()
+    assert "mAUC minus CTransCNN [95% CI]" in comparison and "| reference |" in comparison
     ctx.notebook = "06_report"
 
     # a missing ablation run: the three module claims are skipped with the reason, the others stay
