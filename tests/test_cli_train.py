@@ -19,7 +19,7 @@ PAPER = str(REPO / "configs" / "paper_nih.yaml")
     (["train", "--config", PAPER, "--set", "train.device=cpu"], "data.root is empty"),
     (["train", "--resume", "/nonexistent/run"], "/nonexistent/run: no checkpoints/last.pt or config.yaml"),
     (["predict", "--run", "/nonexistent/run", "x.png"], r"/nonexistent/run/checkpoints/best.pt: checkpoint not found"),
-    (["predict", "--run", "/nonexistent/run", "--threshold", "high", "x.png"], "--threshold must be a number"),
+    (["predict", "--run", "/nonexistent/run", "--threshold", "high", "x.png"], "--threshold must be a probability in"),
     (["evaluate", "--run", "/nonexistent/run"], "checkpoint not found"),
 ])
 def test_argument_errors_exit_with_a_clear_message(argv, message):

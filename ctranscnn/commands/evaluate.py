@@ -15,14 +15,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ctranscnn.data.errors import DataError
+    from ctranscnn.engine.checkpoint import CheckpointError
     from ctranscnn.engine.config import ConfigError
+    from ctranscnn.engine.rundir import INTERRUPTED, RUNNING, RunDir
     from ctranscnn.engine.run_eval import evaluate_run
+    from ctranscnn.engine.runlock import describe
     from ctranscnn.metrics import METRIC_COLUMNS as keys
 
+    status = RunDir(args.run).status()
+    if status == RUNNING:  # its checkpoints are still being rewritten
+        raise SystemExit(f"evaluate: {args.run} is still training ({describe(RunDir(args.run).holder() or {})}); "
+                         "evaluate it when it ends")
+    if status == INTERRUPTED:
+        print(f"evaluate: note: {args.run} was interrupted (its manifest says running, but no process holds the "
+              "folder); evaluating its saved checkpoint", file=sys.stderr)
     try:
         out, metrics = evaluate_run(args.run, args.split, args.checkpoint, parse_overrides(args.set))
-    except (ConfigError, DataError, FileNotFoundError) as err:
+    except (ConfigError, DataError, FileNotFoundError, CheckpointError) as err:
         raise SystemExit(f"evaluate: {err}") from None
     print(f"{args.run} [{args.checkpoint}] {args.split}: " + "  ".join(f"{k} {metrics[k]:.2f}" for k in keys))
     if "tuned" in metrics:

@@ -15,11 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctranscnn.engine.checkpoint import CheckpointError
     from ctranscnn.engine.export import export_onnx
 
     try:
         diff = export_onnx(args.run, args.out, args.checkpoint, args.opset, args.atol)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, CheckpointError) as err:
         raise SystemExit(f"export-onnx: {err}") from None
     print(f"wrote {args.out} (max |onnxruntime - PyTorch| = {diff:.2e})")
     return 0

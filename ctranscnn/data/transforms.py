@@ -105,8 +105,19 @@ def read_image(path: Path, sixteen_bit: str = "shift") -> np.ndarray:
     except Image.DecompressionBombError as e:  # not an OSError: Pillow's guard against decompression bombs
         raise DataError(f"{path}: {bomb_message(e)}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if is_dicom(path):
+            raise DataError(f"{path}: DICOM is not supported; convert it to PNG (8- or 16-bit grey) first") from None
         empty = Path(path).is_file() and Path(path).stat().st_size == 0
         raise DataError(f"{path}: unreadable or corrupt image ({'empty file: 0 bytes' if empty else e})") from None
+
+
+def is_dicom(path: Path) -> bool:
+    """A DICOM Part 10 file: a 128-byte preamble, then 'DICM'."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
 
 
 def resize(a: np.ndarray, hw: tuple[int, int], resample: str) -> np.ndarray:

@@ -9,6 +9,7 @@
     <run>/metrics.json                val/test metrics of both checkpoints, tuned thresholds, CIs
     <run>/splits/                     membership files with SHA-256 (ctranscnn.data.splits.save_split_files)
     <run>/evaluation/<which>_<split>.{csv,json}   later re-evaluations (`python -m ctranscnn evaluate`)
+    <run>/.lock                       held (flock) by the process training in the folder (engine.runlock)
 
 Everything a table needs is recomputable from these files. A `RunDir` is the handle the trainer holds for
 the life of a run (every write goes through it, so a lock on the folder or a further status is one place
@@ -32,6 +33,7 @@ from ctranscnn.data.records import LabelledImages
 from ctranscnn.data.splits import save_split_files
 from ctranscnn.data.transforms import PreprocessConfig, decode, normalize
 from ctranscnn.engine import checkpoint as ckpt_io
+from ctranscnn.engine import runlock
 from ctranscnn.engine.config import RunConfig, config_hash, from_dict, resolve_model_name, to_dict
 from ctranscnn.engine.evaluation import read_predictions, write_predictions
 from ctranscnn.engine.setup import build_model, dataset_hash, git_commit, package_versions
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = ("best", "last")  # best: highest validation mean AUC; last: the final (or latest) epoch
 SPLITS = ("val", "test")  # the splits a finished run predicts
-RUNNING, FINISHED = "running", "finished"  # manifest statuses
+# manifest statuses; a "running" run whose folder lock no process holds has died (see `RunDir.status`)
+RUNNING, FINISHED, FAILED, INTERRUPTED = "running", "finished", "failed", "interrupted"
 
 
 def run_dir_for(cfg: RunConfig) -> Path:
@@ -149,7 +152,7 @@ class RunDir:
 
     def write_manifest(self, status: str, cfg: RunConfig, model_name: str, classes: list[str],
                        splits: dict[str, LabelledImages], hashes: dict[str, str], device: str, state: TrainState,
-                       metrics: dict | None = None) -> None:
+                       metrics: dict | None = None, error: str | None = None) -> None:
         summary = metrics and {which: {split: {k: metrics[which][split][k] for k in METRIC_COLUMNS} for split in SPLITS}
                                | {"epoch": metrics[which]["epoch"]} for which in CHECKPOINTS if which in metrics}
         write_json(self.manifest_file, {
@@ -178,9 +181,22 @@ class RunDir:
             "best_epoch": state.best_epoch,
             "best_val_mAUC": state.best_val_mauc if math.isfinite(state.best_val_mauc) else None,
             "final_metrics": summary or None,
+            **({"error": error} if error else {}),
         })
 
     # ---- readers
+
+    def holder(self) -> dict | None:
+        """The live process training in this folder ({} if unnamed), or None (see engine.runlock)."""
+        return runlock.holder(self.path)
+
+    def status(self) -> str:
+        """The manifest's status, except that 'running' with no live process holding the folder's lock is
+        'interrupted' (killed, or its machine lost): what `grid status` and `evaluate` go by. '' without a manifest."""
+        if not self.manifest_file.is_file():
+            return ""
+        status = json.loads(self.manifest_file.read_text(encoding="utf-8")).get("status", "")
+        return INTERRUPTED if status == RUNNING and self.holder() is None else status
 
     @cached_property
     def manifest(self) -> dict:

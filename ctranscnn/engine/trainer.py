@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from ctranscnn.engine.config import UNHASHED, ConfigError, RunConfig, config_has
 from ctranscnn.engine.distributed import init_distributed, shutdown
 from ctranscnn.engine.evaluation import predict, predictions_frame, sigmoid, split_metrics
 from ctranscnn.engine.optim import build_optimizer, build_scheduler
-from ctranscnn.engine.rundir import CHECKPOINTS, FINISHED, RUNNING, SPLITS, RunDir
+from ctranscnn.engine.rundir import CHECKPOINTS, FAILED, FINISHED, INTERRUPTED, RUNNING, SPLITS, RunDir
+from ctranscnn.engine.runlock import RunLock, check_writable
 from ctranscnn.engine.sampling import EpochBatches, flip_mask
 from ctranscnn.engine.setup import (autocast_for, build_model, describe_device, load_data, preprocess_for,
                                     seed_everything, select_device, split_hashes)
@@ -288,52 +291,93 @@ class Trainer:
             self.run.write_metrics(metrics)
         return metrics
 
-    def write_manifest(self, status: str, metrics: dict | None = None) -> None:
+    def write_manifest(self, status: str, metrics: dict | None = None, error: str | None = None) -> None:
         self.run.write_manifest(status, self.cfg, self.model_name, self.classes, self.splits, self.hashes,
-                                describe_device(self.device, self.dist), self.state, metrics)
+                                describe_device(self.device, self.dist), self.state, metrics, error)
+
+    def record_failure(self, err: BaseException) -> None:
+        """Mark a started run 'failed' (or 'interrupted' on Ctrl-C) with the error, so its manifest does not say
+        'running' forever. Best effort: the original error matters more than a failure to record it."""
+        if not (self.dist.main and self.run.manifest_file.is_file()):
+            return
+        status = INTERRUPTED if isinstance(err, KeyboardInterrupt) else FAILED
+        try:
+            self.write_manifest(status, error=f"{type(err).__name__}: {err}".strip().rstrip(":"))
+        except Exception:  # noqa: BLE001 - e.g. the disk that failed the run is full
+            pass
 
 
 # ---------------------------------------------------------------- entry points
 
 
-def train(cfg: RunConfig) -> tuple[Path, dict]:
-    """Train a new run; refuses to overwrite a run folder that already holds a checkpoint."""
-    run = RunDir.for_config(cfg)
-    if run.has_checkpoint("last"):
-        raise ConfigError(f"{run.path} already holds a run; continue it with --resume {run.path} "
-                          "or choose another train.run_name")
-    trainer = Trainer(cfg, run)
+def _exclusive(run: RunDir, what: str):
+    """Rank 0 proves the folder writable and holds its lock for the whole training; the other ranks of a DDP
+    run work under rank 0's lock."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return nullcontext()
+    check_writable(run.path, run.checkpoint_dir)
+    return RunLock(run.path, what)
+
+
+def _fit(trainer: Trainer) -> tuple[Path, dict]:
+    """trainer.fit(); a failure it survives to see is recorded in the manifest (status failed/interrupted)."""
     try:
-        return run.path, trainer.fit()
+        return trainer.run.path, trainer.fit()
+    except BaseException as err:
+        trainer.record_failure(err)
+        raise
     finally:
         shutdown(trainer.dist)
 
 
-def resume(run_dir: str | Path, overrides: dict | None = None) -> tuple[Path, dict]:
-    """Continue a run from its last checkpoint (or from its start if it was killed before the first one).
+def train(cfg: RunConfig) -> tuple[Path, dict]:
+    """Train a new run; refuses to overwrite a run folder that already holds a checkpoint."""
+    run = RunDir.for_config(cfg)
+    with _exclusive(run, "train"):
+        if run.has_checkpoint("last"):
+            raise ConfigError(f"{run.path} already holds a run; continue it with --resume {run.path} "
+                              "or choose another train.run_name")
+        return _fit(Trainer(cfg, run))
 
-    Only settings that cannot change the numbers (UNHASHED: paths, workers, progress bar) may be
-    overridden, e.g. data.root when the data moved."""
+
+def resume(run_dir: str | Path, overrides: dict | None = None, restart: bool = False) -> tuple[Path, dict]:
+    """Continue a run from its last checkpoint, or start it if it never wrote one (a folder prepared by
+    `grid`/`plan --json` holds only config.yaml).
+
+    A run that wrote a checkpoint (checkpoints/last.json exists) but whose last.pt is missing or damaged is not
+    silently started over: `restart=True` (--restart) trains it again from step 0 with its config.yaml, after
+    moving the old checkpoints to checkpoints.before-restart/. Only settings that cannot change the numbers
+    (UNHASHED: paths, workers, progress bar) may be overridden, e.g. data.root when the data moved."""
     run = RunDir(run_dir)
     bad = sorted(set(overrides or {}) - set(UNHASHED))
     if bad:
         raise ConfigError(f"--resume may change only {', '.join(UNHASHED)}; not {', '.join(bad)}")
-    if run.has_checkpoint("last"):
-        ckpt = ckpt_io.load_checkpoint(run.checkpoint_file("last"))  # not RunDir.checkpoint: no cached copy
-        cfg = from_dict(ckpt["config"], source=str(run.checkpoint_file("last")))
-    elif run.config_file.exists():
-        ckpt, cfg = None, from_dict(yaml.safe_load(run.config_file.read_text(encoding="utf-8")), str(run.config_file))
-    else:
+    if not run.has_checkpoint("last") and not run.config_file.exists():
         raise FileNotFoundError(f"{run.path}: no checkpoints/last.pt or config.yaml to resume from")
-    for key, value in (overrides or {}).items():
-        set_key(cfg, key, value, "--set")
-    # The run folder is where it is now, whatever out_dir/run_name said when it started.
-    cfg.train.out_dir, cfg.train.run_name = str(run.path.parent), run.path.name
-    if ckpt is not None and ckpt["state"]["finished"]:
-        print(f"{run.path}: run already finished")
-        return run.path, run.metrics
-    trainer = Trainer(cfg, run, resume=ckpt)
-    try:
-        return run.path, trainer.fit()
-    finally:
-        shutdown(trainer.dist)
+    with _exclusive(run, "resume"):
+        ckpt = None
+        if not restart:
+            if run.has_checkpoint("last"):
+                ckpt = ckpt_io.load_checkpoint(run.checkpoint_file("last"))  # not RunDir.checkpoint: no cached copy
+            elif run.checkpoint_file("last").with_suffix(".json").exists():
+                raise ConfigError(f"{run.checkpoint_file('last')} is missing, but the run had saved it (last.json "
+                                  "is there): resuming would start over from step 0. Restore the file, or train the "
+                                  f"run again from step 0 with --resume {run.path} --restart")
+        elif run.checkpoint_dir.exists():
+            aside = run.path / "checkpoints.before-restart"
+            shutil.rmtree(aside, ignore_errors=True)
+            run.checkpoint_dir.rename(aside)
+            check_writable(run.checkpoint_dir)
+            print(f"{run.path}: --restart: training again from step 0; the old checkpoints are in {aside}")
+        if ckpt is not None:
+            cfg = from_dict(ckpt["config"], source=str(run.checkpoint_file("last")))
+        else:
+            cfg = from_dict(yaml.safe_load(run.config_file.read_text(encoding="utf-8")), str(run.config_file))
+        for key, value in (overrides or {}).items():
+            set_key(cfg, key, value, "--set")
+        # The run folder is where it is now, whatever out_dir/run_name said when it started.
+        cfg.train.out_dir, cfg.train.run_name = str(run.path.parent), run.path.name
+        if ckpt is not None and ckpt["state"]["finished"]:
+            print(f"{run.path}: run already finished")
+            return run.path, run.metrics
+        return _fit(Trainer(cfg, run, resume=ckpt))

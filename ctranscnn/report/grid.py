@@ -113,6 +113,7 @@ def _zombie(pid: int) -> bool:
 
 def status(runs: Sequence[GridRun], runs_dir: Path) -> list[dict]:
     """One record per run: status (finished | running | failed | missing), the folder state and job state.
+    'running': a live job, or a live process holding the run folder's lock (one started by hand included).
     'failed': started (or submitted) but neither finished nor running, e.g. a job that crashed or was killed;
     `grid submit` resubmits it and it resumes from its last checkpoint."""
     jobs = read_jobs(runs_dir)
@@ -123,7 +124,7 @@ def status(runs: Sequence[GridRun], runs_dir: Path) -> list[dict]:
         job = job_state(entry) if entry and folder != "finished" else ""
         if folder == "finished":
             state = "finished"
-        elif job in LIVE_STATES:
+        elif job in LIVE_STATES or RunDir(run.run_dir).holder() is not None:  # a job, or any process (the lock)
             state = "running"
         elif folder == "started" or entry:
             state = "failed"
