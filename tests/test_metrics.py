@@ -148,6 +148,23 @@ def test_bootstrap_counts_keep_strata_and_label_values():
     assert big.mean() == pytest.approx(1.0) and 0.8 < big.var() < 1.2
 
 
+def test_bootstrap_counts_redraw_a_resample_that_loses_a_class(monkeypatch):
+    import ctranscnn.metrics as M
+
+    # classes A {a, b}, B {e, f}, C {a, e} (+ 20 images without findings): C owns no stratum (a goes to A, e to B),
+    # so a resample drawing b, b and f, f (1 in 16) loses C's positives and must be drawn again
+    y = np.zeros((24, 3), dtype=np.int64)
+    y[[0, 1], 0] = 1
+    y[[2, 3], 1] = 1
+    y[[0, 2], 2] = 1
+    assert bootstrap_strata(y)[:4].tolist() == [0, 0, 1, 1]
+    counts = bootstrap_counts(y, 400, seed=0)
+    assert ((counts @ y)[:, 2] > 0).all() and len(counts) == 400
+    monkeypatch.setattr(M, "MAX_ROUNDS", 1)  # one round of 400 draws has ~25 such resamples: not enough
+    with pytest.raises(ValueError, match="1 rounds gave 3[0-9]{2} of 400 resamples"):
+        bootstrap_counts(y, 400, seed=0)
+
+
 def test_resampled_metrics_equal_sklearn_on_each_resample():
     y, s = make(n=60, c=3, seed=8, decimals=2)
     y[:, 2] = 0  # no positives: out of both means under skip, 50 / 0 under fifty
