@@ -58,6 +58,46 @@ def average_precision(y: np.ndarray, s: np.ndarray) -> float:
     return float(np.sum(np.diff(tp, prepend=0) * precision) / n_pos)
 
 
+TIE_ORDERS = ("step", "optimistic", "pessimistic")
+
+
+def average_precision_ordered(y: np.ndarray, s: np.ndarray, ties: str = "step") -> float:
+    """AP of one class (fraction) with tied scores as one step ('step' = `average_precision`, sklearn's), or broken
+    with the class's positives first ('optimistic') or last ('pessimistic'): the highest and lowest AP that any
+    tie-breaking sort (the authors' unstable argsort) can give. NaN without positives."""
+    if ties not in TIE_ORDERS:
+        raise ValueError(f"ties must be one of {TIE_ORDERS}, got {ties!r}")
+    y, s = np.asarray(y).astype(np.int64), np.asarray(s, dtype=np.float64)
+    if ties == "step" or y.sum() == 0:
+        return average_precision(y, s)
+    order = np.lexsort((-y if ties == "optimistic" else y, -s))  # by score descending, then the tie-break
+    hits = np.flatnonzero(y[order])  # 0-based ranks of the positives
+    return float(np.mean(np.arange(1, len(hits) + 1) / (hits + 1)))
+
+
+def convention_metrics(y_true, y_score) -> dict[str, dict[str, float]]:
+    """How the evaluation convention alone moves the numbers of one set of predictions (percent), per
+    single-class policy: {'skip' | 'fifty': {'mAUC', 'mAP' (ties one step), 'mAP ties optimistic',
+    'mAP ties pessimistic', 'classes in mAUC'}}, and {'ties': {'tied positives %'}}: the share of positives whose
+    score equals a negative's score in the same class (what a tie-breaking order can move)."""
+    y_true, y_score = _check(y_true, y_score)
+    bounds = {t: np.array([average_precision_ordered(y, s, t) for y, s in zip(y_true.T, y_score.T)])
+              for t in ("optimistic", "pessimistic")}
+    out: dict[str, dict[str, float]] = {}
+    for policy in POLICIES:
+        m = compute_metrics(y_true, y_score, single_class=policy)
+        row = {"mAUC": m["mAUC"], "mAP": m["mAP"]}
+        for t, ap in bounds.items():  # a class without positives: left out (skip) or AP 0 (fifty), as in mAP
+            ap = np.nan_to_num(ap, nan=0.0) if policy == "fifty" else ap[np.isfinite(ap)]
+            row[f"mAP ties {t}"] = 100 * float(ap.mean()) if ap.size else float("nan")
+        row["classes in mAUC"] = float(y_true.shape[1] - len(m["skipped_classes"]))
+        out[policy] = row
+    pos = y_true == 1
+    tied = sum(int(np.isin(s[p], s[~p]).sum()) for p, s in zip(pos.T, y_score.T))
+    out["ties"] = {"tied positives %": 100 * tied / pos.sum() if pos.any() else float("nan")}
+    return out
+
+
 def _ratio(a, b) -> np.ndarray:
     """a / b, 0 where b == 0 (the authors floor b at float32 eps; a is 0 there)."""
     return np.divide(a, b, out=np.zeros(np.shape(a)), where=np.asarray(b) > 0)

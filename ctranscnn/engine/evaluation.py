@@ -88,6 +88,17 @@ def read_predictions(path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
             frame[[f"prob_{c}" for c in classes]].to_numpy(np.float64))
 
 
+def read_branch_logits(path, classes: list[str]) -> dict[str, np.ndarray]:
+    """{branch: N x C logits} from a predictions file (the logit_<branch>_<class> columns), in file order."""
+    frame = pd.read_csv(path, dtype={"image_id": str, "patient_id": str})
+    candidates = {col[len("logit_"):-len(f"_{classes[0]}")] for col in frame
+                  if col.startswith("logit_") and col.endswith(f"_{classes[0]}")}
+    branches = sorted(b for b in candidates if all(f"logit_{b}_{c}" in frame for c in classes))
+    if not branches:
+        raise ValueError(f"{path}: no logit_<branch>_<class> columns for every class of {classes}")
+    return {b: frame[[f"logit_{b}_{c}" for c in classes]].to_numpy(np.float64) for b in branches}
+
+
 def split_metrics(y_true: np.ndarray, probs: np.ndarray, single_class: str, thr: float = 0.5,
                   tuned: np.ndarray | None = None, n_boot: int = 0, seed: int = 0) -> dict:
     """compute_metrics at `thr`, CP..OF1 at per-class `tuned` thresholds, bootstrap 95% CIs of the AUCs."""

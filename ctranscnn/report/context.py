@@ -70,6 +70,7 @@ class NotebookContext:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     fallbacks: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False  # the paper profile's plan with a handful of steps (DRY_RUN=1): numbers mean nothing
+    quirks: bool | None = None  # notebook 03's quirks study (QUIRKS=1 / 0); None: the profile's default (plan.py)
 
     @classmethod
     def from_params(
@@ -77,6 +78,7 @@ class NotebookContext:
         device: str = "auto", data_dir: str = "data", nih_root: str = "", ranzcr_root: str = "",
         tcmtd_list: str = "", authors_lists: str = "", runs_dir: str = "runs", results_dir: str = "results",
         figures_dir: str = "figures", chestmnist: str = "", dry_run: bool = False, nih_missing: str = "error",
+        quirks: bool | None = None,
     ) -> "NotebookContext":
         """Resolve the datasets: real ones where a root (or a ChestMNIST .npz) is given, else the phantoms found in
         `data_dir`. Whatever is missing is recorded as skipped with the reason (shown in the report)."""
@@ -85,7 +87,7 @@ class NotebookContext:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         ctx = cls(profile, split, [int(s) for s in seeds], device, [], Path(runs_dir), Path(results_dir),
-                  Path(figures_dir), notebook, dry_run=bool(dry_run))
+                  Path(figures_dir), notebook, dry_run=bool(dry_run), quirks=quirks)
         lists = Path(authors_lists) if authors_lists else None
         real = {"nih": nih_root, "ranzcr": ranzcr_root}
         if any(real.values()) or tcmtd_list or chestmnist:

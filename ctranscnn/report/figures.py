@@ -240,6 +240,29 @@ def plot_bars(
     return fig
 
 
+@print_size
+def plot_differences(df: pd.DataFrame, label: str, name: str, metrics: Sequence[str] = ("mAUC", "mAP"),
+                     title: str = "") -> Figure:
+    """Forest plot of paired differences: per row of `df` (named by column `label`) the difference '<m> <name>'
+    with its 95% CI ('<m> <name> lo' / 'hi'), one panel per metric, a dashed line at 0; rows without a difference
+    (the reference) are left out."""
+    rows = df[np.isfinite(df[f"{metrics[0]} {name}"].to_numpy(dtype=float))]
+    names = rows[label].astype(str).tolist()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN, 0.8 + 0.3 * len(names)), sharey=True,
+                             layout="constrained", squeeze=False)
+    styles, y = palette(names), np.arange(len(names))[::-1]  # first row on top
+    for ax, m in zip(axes[0], metrics):
+        d, lo, hi = (rows[f"{m} {name}{s}"].to_numpy(dtype=float) for s in ("", " lo", " hi"))
+        for yi, n, di, l, h in zip(y, names, d, lo, hi):
+            ax.errorbar(di, yi, xerr=[[di - l], [h - di]], fmt=styles[n]["marker"], color=styles[n]["color"],
+                        capsize=2, lw=1)
+        ax.axvline(0.0, ls="--", c="grey", lw=0.8)
+        ax.set(xlabel=f"{m} {name} (points, 95% CI)")
+    axes[0][0].set_yticks(y, names)
+    fig.suptitle(title)
+    return fig
+
+
 def cooccurrence(labels: np.ndarray) -> np.ndarray:
     """C x C counts of images carrying both labels (diagonal = images with the label)."""
     y = np.asarray(labels, dtype=np.int64)

@@ -4,8 +4,9 @@ The plan is data. A notebook's tables have rows (`PlanRow`: a model variant on o
 row has seeds (`seeds_for`), and each (row, seed) is one `PlannedRun` with its RunConfig and run folder.
 `planned_runs(ctx, notebook)` lists them for notebooks 'train', 'ablation' and 'sota' (Grad-CAM reuses runs
 of the comparison: GRADCAM_MODELS are among SOTA_MODELS). Which models and datasets are covered is fixed
-here (ABLATION, SOTA_MODELS, CHEST) and limited per profile (PROFILE_LIMITS, SPLIT_TABLE_LIMIT, MAX_BOXES) so
-that the demo profile fits its time budget; run sizes themselves are the profiles of engine.config.
+here (ABLATION, QUIRKS, SOTA_MODELS, CHEST) and limited per profile (PROFILE_LIMITS, SPLIT_TABLE_LIMIT,
+MAX_BOXES, QUIRKS_BY_DEFAULT) so that the demo profile fits its time budget; run sizes themselves are the
+profiles of engine.config.
 
 A run's folder name carries the first 10 hex digits of its config hash, so the ablation's "full" row and the
 comparison's CTransCNN row (same model, data, seed and profile) are one run. A finished run is reused when
@@ -20,10 +21,10 @@ import argparse
 import shutil
 import sys
 from dataclasses import dataclass, field
-import yaml
-
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
+
+import yaml
 
 from ctranscnn.data.splits import PATIENT_FRACTIONS
 from ctranscnn.engine.config import PHANTOM_DATA, RunConfig, config_hash, load_config, resolve_model_name
@@ -40,6 +41,31 @@ ABLATION = {
     "w/o IIM": (CTRANSCNN, {"iim": False}),
     "Conformer (all off)": ("conformer_tiny", {}),
 }
+
+
+class Quirk(NamedTuple):
+    """A row of the quirks study: the full model with some of the authors' code quirks fixed."""
+
+    fixed: str  # what is fixed, for the table
+    overrides: dict[str, Any]  # CTransCNNConfig switches of the runs the row trains ({}: the full model's runs)
+    fusion_weight: float | None  # the test score's CNN weight (None: the runs' own, the authors' 0.9)
+
+
+# The quirks study (notebook 03, after the ablation): each quirk fixed alone, then all together. fusion_weight only
+# changes the test-time score, so its rows rescore the branch logits of trained runs (no run of their own). The
+# unused `fc` (keep_unused_fc) changes no output, and a jointly trained fused head is not a switch (README).
+QUIRKS = {
+    "CTransCNN (full)": Quirk("nothing: the authors' code", {}, None),
+    "attention=softmax": Quirk("MMAEF attention is softmax(QK^T / sqrt(d)), not softmax(sigmoid(...))",
+                               {"attention": "softmax"}, None),
+    "double_bn2=false": Quirk("MBR applies bn2 once, not twice", {"double_bn2": False}, None),
+    "fusion_weight=0.5": Quirk("the test score weighs both branches equally, not 0.9 CNN / 0.1 transformer", {},
+                               0.5),
+    "all fixed": Quirk("all three", {"attention": "softmax", "double_bn2": False}, 0.5),
+}
+# Whether notebook 03 runs the quirks study when QUIRKS is unset: the demo's 30 minutes cannot hold its extra
+# runs (QUIRKS=1 opts in); smoke covers it in CI at minimal sizes; the paper profile is where the answer matters.
+QUIRKS_BY_DEFAULT = {"smoke": True, "demo": False, "paper": True}
 # The paper's comparison (spec §6.1), paper-size names; profiles pick the size.
 SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
                "repvgg", "deit", CTRANSCNN]
@@ -52,11 +78,11 @@ PROFILE_LIMITS = {"smoke": {"ablation": 1, "sota": 1}, "demo": {"ablation": 1, "
 SPLIT_TABLE_LIMIT = {"smoke": 1, "demo": 1, "paper": None}
 MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # Grad-CAM localisation scoring cost on CPU
 CHECKPOINT = "best"  # tables report the best-validation-mAUC checkpoint; `last` is in metrics.json too
+CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers are in each run's metrics.json)"
+NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train
 # The paper profile's runs start from the authors' recipe per dataset kind, as written in configs/.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PAPER_CONFIGS = {"nih": "paper_nih.yaml", "ranzcr": "paper_ranzcr.yaml", "list": "paper_tcmtd.yaml"}
-CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers are in each run's metrics.json)"
-NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train
 
 
 # ---------------------------------------------------------------- which datasets
@@ -144,6 +170,8 @@ def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, s
     sets: dict[str, Any] = {
         "profile": ctx.profile, "model.name": model, "data.dataset": ds.kind, "data.root": str(ds.root),
         "data.lists": str(ds.lists or ""), "data.split": split, "train.seed": seed, "train.device": ctx.device,
+        "train.out_dir": str(ctx.runs_dir), "train.progress": False, **(extra or {}),
+    }
     if ds.missing != "error":
         sets["data.missing"] = ds.missing
     if ds.image_size is not None:  # ChestMNIST runs at its file's size (28 px up to 32, the smallest our models take)
@@ -155,14 +183,14 @@ def run_config(ctx: NotebookContext, ds: DatasetSource, model: str, seed: int, s
         from ctranscnn.report.dryrun import DRY_OVERLAY
 
         sets |= DRY_OVERLAY  # a handful of steps of the paper profile's runs (DRY_RUN=1)
-        "train.out_dir": str(ctx.runs_dir), "train.progress": False, **(extra or {}),
-    }
     sets |= {f"model.overrides.{k}": v for k, v in (overrides or {}).items()}
     cfg = load_config(base, sets)
     variant = "".join(f"-{k}={v}" for k, v in sorted((overrides or {}).items()))  # readable; the hash decides
     cfg.train.run_name = (f"{ds.name}_{resolve_model_name(cfg.model)}{variant}_{split}_{ctx.profile}_s{seed}_"
                           f"{config_hash(cfg)[:10]}")
     return cfg
+
+
 def paper_config(ds: DatasetSource) -> Path | None:
     """configs/paper_<dataset>.yaml, the authors' recipe as a file, that the paper profile's runs of `ds` start
     from (None for sources the paper did not use, e.g. ChestMNIST)."""
@@ -173,8 +201,6 @@ def paper_config(ds: DatasetSource) -> Path | None:
 def paper_model(path: Path) -> str:
     """The model a paper config names (its other rows train the plan's models on the same recipe)."""
     return str(((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("model") or {}).get("name", ""))
-
-
 
 
 def row_configs(ctx: NotebookContext, row: PlanRow) -> list[RunConfig]:
@@ -191,13 +217,22 @@ def notebook_rows(ctx: NotebookContext, notebook: str) -> list[tuple[str, PlanRo
         rows += [(f"split table: {split}", plan_row(ctx, ds, split=split))
                  for ds in split_datasets(ctx) for split in (leaky_split(ds), "patient")]
     elif notebook == "ablation":
-        rows = [(label, plan_row(ctx, ds, m, overrides=ov))
-                for ds in chest_datasets(ctx, "ablation") for label, (m, ov) in ABLATION.items()]
+        chest = chest_datasets(ctx, "ablation")
+        rows = [(label, plan_row(ctx, ds, m, overrides=ov)) for ds in chest for label, (m, ov) in ABLATION.items()]
+        if quirks_on(ctx):  # the quirks study's runs (its full row and fusion_weight rows reuse runs listed here)
+            rows += [(f"quirks: {label}", plan_row(ctx, ds, CTRANSCNN, overrides=q.overrides))
+                     for ds in chest for label, q in QUIRKS.items()]
     elif notebook == "sota":
         rows = [(m, plan_row(ctx, ds, m)) for ds in chest_datasets(ctx, "sota") for m in SOTA_MODELS]
     else:
         raise ValueError(f"notebook must be one of {NOTEBOOKS}, got {notebook!r}")
     return rows
+
+
+def quirks_on(ctx: NotebookContext) -> bool:
+    """Whether notebook 03 runs the quirks study: QUIRKS=1 / QUIRKS=0 (ctx.quirks) or the profile's default."""
+    quirks = getattr(ctx, "quirks", None)
+    return QUIRKS_BY_DEFAULT[ctx.profile] if quirks is None else bool(quirks)
 
 
 def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
