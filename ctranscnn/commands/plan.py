@@ -9,6 +9,7 @@ command starts the run from it, or continues it from its last checkpoint).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -50,7 +51,8 @@ def grid_from_args(args: argparse.Namespace):
     seeds = args.seeds or [int(s) for s in os.environ.get("SEEDS", "0 1 2" if args.profile == "paper" else "0")
                            .replace(",", " ").split()]
     params = {k: getattr(args, k) for k in DATA_OPTIONS if k not in ("profile", "split", "device")}
-    with tempfile.TemporaryDirectory() as scratch:  # skip/fallback notes belong to the notebooks' results
+    # Skip/fallback notes belong to the notebooks' results, and go to stderr (stdout may carry --json -).
+    with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(sys.stderr):
         try:
             ctx = NotebookContext.from_params(notebook="plan", profile=args.profile, split=args.split, seeds=seeds,
                                               device=args.device, results_dir=scratch, figures_dir=scratch,
