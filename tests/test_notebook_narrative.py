@@ -72,13 +72,15 @@ def test_caveats_name_data_budget_token_grid_and_seeds():
 
 
 def test_recipe_diff_lists_what_the_profile_changed():
-    from ctranscnn.engine.config import load_config
+    from ctranscnn.engine.config import PROFILES, load_config
 
     cfg = load_config(None, {"profile": "demo", "model.name": "ctranscnn_tiny", "train.seed": 3})
     diff = NB.recipe_diff(cfg).set_index("setting")
-    assert diff.loc["data.image_size"].tolist() == [224, 64]
-    assert diff.loc["schedule.epochs"].tolist() == [300, 8]
-    assert diff.loc["model.size", "this run"] == "mini"
+    demo = PROFILES["demo"]  # what the demo profile sets over the authors' defaults (224 px, 300 epochs)
+    assert diff.loc["data.image_size"].tolist() == [224, demo["data.image_size"]]
+    assert diff.loc["schedule.epochs"].tolist() == [300, demo["schedule.epochs"]]
+    assert diff.loc["model.size", "this run"] == demo["model.size"]
+    assert set(diff.index) <= set(demo) | {"eval.single_class"}  # nothing else differs
     assert "train.seed" not in diff.index and "data.split" not in diff.index
     assert NB.recipe_diff(load_config(None, {"profile": "paper"})).empty
 
@@ -119,3 +121,15 @@ def test_figure_captions_from_file_names():
     assert NB.figure_caption("02_roc_nih") == "CTransCNN ROC curve per class (paper: ROC figure): nih"
     assert NB.figure_caption("05_gradcam_cxr11-phantom").startswith("Grad-CAM maps of CTransCNN, ResNet50 and ViT")
     assert NB.figure_caption("09_unknown_x") == "09_unknown_x"
+
+
+def test_report_lists_every_figure_with_its_caption(tmp_path):
+    from ctranscnn.report.assemble import build_report
+
+    (tmp_path / "results" / "tables").mkdir(parents=True)
+    (tmp_path / "figures").mkdir()
+    for stem in ("02_training_curves_nih", "04_radar_nih"):
+        (tmp_path / "figures" / f"{stem}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text = build_report(tmp_path / "results", tmp_path / "figures").read_text()
+    assert "![Radar chart of per-class AUC, every model (paper: radar figure): nih](../figures/04_radar_nih.png)" in text
+    assert "_Figure: Training curves, loss, validation mean AUC, learning rate (beyond the paper): nih." in text

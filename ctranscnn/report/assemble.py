@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ctranscnn.io import atomic_write_text
+from ctranscnn.report.notebook import figure_caption
 from ctranscnn.report.provenance import Provenance
 from ctranscnn.report.tables import read_table, to_markdown, write_table
 
@@ -81,7 +82,9 @@ def build_report(results_dir: str | Path = "results", figures_dir: str | Path = 
             lines += [f"### {t.stem}", "", t.read_text(encoding="utf-8").rstrip(), ""]
         for f in mine_f:
             rel = Path(os.path.relpath(f, out.parent)).as_posix()
-            lines += [f"![{f.stem}]({rel})", ""]
+            caption = figure_caption(f.stem)
+            lines += [f"### {f.stem}", "", f"![{caption}]({rel})", "", f"_Figure: {caption}. PDF: `{f.stem}.pdf`._",
+                      ""]
     skipped = results_dir / "skipped.csv"
     if skipped.exists():
         lines += ["## Skipped", "", to_markdown(pd.read_csv(skipped).fillna("")), ""]
