@@ -30,7 +30,7 @@ class RunLike(Protocol):
     def predictions(self, split: str = "test", which: str = "best") -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def test_hash(run: RunLike) -> str:
+def tested_on(run: RunLike) -> str:
     """The hash of the run's test split (membership and labels): equal hashes = the same test images."""
     try:
         return run.manifest["split_hashes"]["test"]
@@ -69,7 +69,7 @@ class RunComparer:
         if key not in self._replicates:
             self._check(run)
             y, probs = run.predictions("test", self.which)
-            h = test_hash(run)
+            h = tested_on(run)
             if h not in self._counts:
                 stream = np.random.default_rng([self.seed, int(h[:15], 16)])
                 self._counts[h], self._labels[h] = bootstrap_counts(y, self.n_boot, stream), y
@@ -82,9 +82,9 @@ class RunComparer:
         """{'mAUC', 'mAP'}: side A minus side B (each a list of runs, one per seed)."""
         if not a or not b:
             raise ValueError("compare: each side needs at least one run")
-        hashes = {test_hash(r) for r in (*a, *b)}
+        hashes = {tested_on(r) for r in (*a, *b)}
         for side in (a, b):
-            if len({test_hash(r) for r in side}) > 1:
+            if len({tested_on(r) for r in side}) > 1:
                 raise ValueError(f"compare: the runs of one side were tested on different test sets: "
                                  f"{[str(r.path) for r in side]}")
         ra, rb = [self.replicates(r) for r in a], [self.replicates(r) for r in b]
