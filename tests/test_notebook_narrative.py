@@ -133,3 +133,11 @@ def test_report_lists_every_figure_with_its_caption(tmp_path):
     text = build_report(tmp_path / "results", tmp_path / "figures").read_text()
     assert "![Radar chart of per-class AUC, every model (paper: radar figure): nih](../figures/04_radar_nih.png)" in text
     assert "_Figure: Training curves, loss, validation mean AUC, learning rate (beyond the paper): nih." in text
+
+
+def test_radar_sentence_counts_wins_and_names_unscorable_classes():
+    t = pd.DataFrame({"model": ["a", "b"], "x": [90.0, 80.0], "y": [70.0, 69.0], "z": [60.0, 75.0],
+                      "w": [np.nan, np.nan]})
+    assert N.describe("fig_radar", t) == ("a has the highest AUC on 2 of 3 scorable classes; the models differ most "
+                                          "on z (15.0 points between best and worst) and least on y (1.0). Not "
+                                          "scorable on this test set (marked on the chart): w.")

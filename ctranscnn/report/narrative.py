@@ -224,6 +224,32 @@ def describe_models(t: pd.DataFrame) -> str:
     return text
 
 
+def describe_radar(t: pd.DataFrame) -> str:
+    """Per-class AUC of every model (rows = models): who leads on how many classes, and which cannot be scored."""
+    auc = t.set_index("model")
+    scorable = auc.columns[auc.notna().all()]
+    if scorable.empty:
+        return "No class could be scored on this test set."
+    wins = auc[scorable].idxmax().value_counts()
+    spread = (auc[scorable].max() - auc[scorable].min())
+    text = (f"{wins.index[0]} has the highest AUC on {wins.iloc[0]} of {len(scorable)} scorable classes; the models "
+            f"differ most on {spread.idxmax()} ({spread.max():.1f} points between best and worst) and least on "
+            f"{spread.idxmin()} ({spread.min():.1f}).")
+    missing = [c for c in auc.columns if c not in scorable]
+    if missing:
+        text += f" Not scorable on this test set (marked on the chart): {', '.join(missing)}."
+    return text
+
+
+def describe_samples(t: pd.DataFrame) -> str:
+    """The sample grid shows one training image per class with training positives (from the prevalence table)."""
+    shown = t.loc[t["train"] > 0, "class"].tolist()
+    absent = t.loc[t["train"] == 0, "class"].tolist()
+    text = (f"One training image for each of the {len(shown)} classes with training positives, titled with the "
+            "class it stands for and all its labels; red boxes are the image's annotated findings.")
+    return text + (f" No training image has {', '.join(absent)}." if absent else "")
+
+
 def describe_comparison(t: pd.DataFrame) -> str:
     d = t.dropna(subset=["paper_mAUC", "ours_mAUC"])
     if d.empty:
@@ -264,7 +290,7 @@ DESCRIBERS: dict[str, tuple[str, Callable[[pd.DataFrame], str]]] = {
     "per_class": ("per_class_auc", describe_per_class), "fig_roc": ("per_class_auc", describe_per_class),
     "split_effect": ("split_effect", describe_split_effect), "ablation": ("ablation", describe_ablation),
     "fig_ablation": ("ablation", describe_ablation), "models": ("models", describe_models),
-    "fig_radar": ("models", describe_models), "fig_roc_models": ("models", describe_models),
+    "fig_radar": ("per_class_auc", describe_radar), "fig_samples": ("prevalence", describe_samples), "fig_roc_models": ("models", describe_models),
     "comparison": ("comparison", describe_comparison), "complexity": ("complexity", describe_complexity),
     "localisation": ("localisation", describe_localisation),
 }
