@@ -52,6 +52,18 @@ def descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in descendants(c)]
 
 
+def wait_gone(pids: list[int], timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    for pid in pids:
+        while time.time() < deadline:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+                    break  # a zombie holds no files
+            except OSError:
+                break
+            time.sleep(0.02)
+
+
 def grid_status(tcmtd: Path, runs: Path, capsys) -> str:
     capsys.readouterr()
     assert cli(["grid", "status", *plan_args(tcmtd, runs)]) == 0
@@ -82,9 +94,11 @@ def test_plan_json_and_local_grid_with_a_killed_job(tcmtd, tmp_path, capsys):
     deadline = time.time() + 240
     while time.time() < deadline and not (progress.exists() and json.loads(progress.read_text())["step"] >= 2):
         time.sleep(0.02)
-    for pid in [*descendants(controller), controller]:  # a lost node: nothing gets to clean up
+    tree = [*descendants(controller), controller]
+    for pid in tree:  # a lost node: nothing gets to clean up
         os.kill(pid, signal.SIGKILL)
     os.waitpid(controller, 0)  # the controller is this process's child (local executor)
+    wait_gone(tree)  # SIGKILL is asynchronous: the training's folder lock goes when its process is gone
     state = json.loads(progress.read_text())
     assert state["step"] >= 2 and not state["finished"]
     assert grid_status(tcmtd, grid_runs, capsys) == "failed"
