@@ -17,6 +17,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
@@ -31,11 +32,13 @@ PRINT_RC = {"font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "legend.fo
 print_size = plt.rc_context(PRINT_RC)  # decorator: text sizes are fixed when the artists are created
 
 # One colour and marker per registered model family, the same in every figure (ROC/PR, radar, curves, bars):
-# CTransCNN red, then tab20's dark shades, then its light ones: 20 distinct colours, 20 distinct markers.
+# CTransCNN red, then tab20's dark shades and one light one; other names (seeds, ablation variants) take Dark2's
+# eight dark colours first (readable lines), then tab20's remaining light shades.
 FAMILIES = ("ctranscnn", "conformer", "resnet34", "resnet50", "resnext50", "seresnet50", "vit", "deit", "swin",
             "convnext", "repvgg")
 _TAB20 = plt.get_cmap("tab20").colors
-COLOURS = tuple(_TAB20[i] for i in (6, 0, 2, 4, 8, 10, 12, 16, 18, 14)) + tuple(_TAB20[1::2])
+COLOURS = (tuple(_TAB20[i] for i in (6, 0, 2, 4, 8, 10, 12, 16, 18, 14, 1)) + plt.get_cmap("Dark2").colors
+           + tuple(_TAB20[i] for i in (3, 5, 7, 9, 11, 13, 15, 17, 19)))
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p", "d", "H", "8", "1", "2", "3", "4", "+")
 SIZE_SUFFIX = re.compile(r"_(tiny|mini|micro)$")
 UNSCORABLE = "not scorable"  # a class with only one label value on the test set has no AUC
@@ -50,8 +53,9 @@ def model_family(name: str) -> str | None:
 
 
 def palette(names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`{name: {'color', 'marker'}}`, distinct within `names` (up to 20): a family keeps its own slot in every
-    figure; other names take the slots no family owns first, then the unused family slots, in order."""
+    """`{name: {'color', 'marker'}}`, colours distinct within `names` up to 28 names (markers follow the slot and
+    repeat after 20): a family keeps its own slot in every figure; other names take the slots no family owns
+    first, then the unused family slots, in order."""
     slots: dict[str, int] = {}
     for name in names:
         family = model_family(name)
@@ -61,7 +65,7 @@ def palette(names: Sequence[str]) -> dict[str, dict[str, Any]]:
     free = iter([i for i in free if i not in slots.values()])
     for name in names:
         if name not in slots:
-            slots[name] = next(free, len(slots) % len(COLOURS))  # beyond 20 names colours repeat
+            slots[name] = next(free, len(slots) % len(COLOURS))  # beyond 28 names colours repeat
     return {name: {"color": COLOURS[slots[name]], "marker": MARKERS[slots[name] % len(MARKERS)]} for name in names}
 
 
@@ -83,6 +87,7 @@ def plot_training_curves(
             if col in hist.columns:
                 ax.plot(hist[x], hist[col], lw=1.1, label=name, **styles[name])
         ax.set(xlabel=x, ylabel=COLUMN_LABELS.get(col, col))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         if col == "lr":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         ax.grid(alpha=0.3)
