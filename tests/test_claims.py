@@ -18,11 +18,11 @@ from ctranscnn.report.compare import RunComparer, difference_columns, difference
 CLASSES = ["Atelectasis", "Effusion", "Nodule"]
 
 
-def records(split: str, n: int, seed: int) -> LabelledImages:
+def records(split: str, n: int, seed: int, classes: list[str] = CLASSES) -> LabelledImages:
     rng = np.random.default_rng(seed)
-    labels = (rng.random((n, len(CLASSES))) < [0.3, 0.2, 0.1]).astype(np.uint8)
+    labels = (rng.random((n, len(classes))) < np.linspace(0.3, 0.1, len(classes))).astype(np.uint8)
     ids = [f"{split}{seed}_{i:04d}.png" for i in range(n)]
-    return LabelledImages("fake", split, CLASSES, ids, [Path(i) for i in ids], labels, [f"p{i}" for i in range(n)])
+    return LabelledImages("fake", split, classes, ids, [Path(i) for i in ids], labels, [f"p{i}" for i in range(n)])
 
 
 def fake_run(folder: Path, model: str, seed: int, test: LabelledImages, signal: float,
@@ -100,7 +100,7 @@ def test_claims_table_verdicts(runs):
     assert again.equals(numeric)
 
 
-def test_compare_pairs_runs_on_the_same_test_images(runs):
+def test_compare_pairs_runs_on_the_same_test_images(runs, tmp_path):
     comparer = RunComparer(n_boot=100)
     same = comparer.compare(runs[FULL], runs["w/o IIM"])
     assert same["mAUC"].paired and same["mAUC"].seeds_a == (0, 1, 2) and len(same["mAUC"].seed_diffs) == 3
@@ -126,6 +126,12 @@ def test_compare_pairs_runs_on_the_same_test_images(runs):
     assert num.loc["w/o IIM", "mAUC minus full"] == pytest.approx(-same["mAUC"].diff, rel=1e-12)
     with pytest.raises(ValueError, match="different test sets"):
         comparer.compare(runs[FULL] + runs["leaky"][:1], runs["w/o IIM"])
+    # one comparer serves several datasets (the claims table of the paper profile), each comparison within one
+    other_classes = [fake_run(tmp_path / f"tongue_s{s}", "ctranscnn_micro", s, records("test", 120, 7, ["a", "b"]), 1.0)
+                     for s in (0, 1)]
+    assert comparer.compare(other_classes[:1], other_classes[1:])["mAUC"].paired
+    with pytest.raises(ValueError, match="differ in eval.single_class or classes"):
+        comparer.compare(runs[FULL], other_classes)
 
 
 def test_report_opens_with_the_claims_table(tmp_path):

@@ -41,33 +41,26 @@ def tested_on(run: RunLike) -> str:
 class RunComparer:
     """Scores runs on shared bootstrap resamples of their test set and compares groups of them.
 
-    n_boot: resamples per test set (default: the runs' eval.n_boot, the profile's setting for every CI; the
-    engine's default where a run set it to 0). All compared runs must use one eval.single_class policy and
-    one class list."""
+    n_boot: resamples per test set (default: the first run's eval.n_boot, the profile's setting for every CI; the
+    engine's default where a run set it to 0). The runs of one comparison must share an eval.single_class policy
+    and a class list (different comparisons may be on different datasets)."""
 
     def __init__(self, n_boot: int | None = None, seed: int = 0, alpha: float = 0.05, which: str = "best"):
         self.n_boot, self.seed, self.alpha, self.which = n_boot, seed, alpha, which
         self._counts: dict[str, np.ndarray] = {}
         self._labels: dict[str, np.ndarray] = {}
         self._replicates: dict[str, Replicates] = {}
-        self.policy: str | None = None
-        self.classes: list[str] | None = None
 
-    def _check(self, run: RunLike) -> None:
-        policy, classes = run.manifest["config"]["eval"]["single_class"], list(run.manifest["classes"])
-        if self.policy is None:
-            self.policy, self.classes = policy, classes
-            if self.n_boot is None:
-                self.n_boot = int(run.manifest["config"]["eval"]["n_boot"]) or EvalConfig().n_boot
-        elif (policy, classes) != (self.policy, self.classes):
-            raise ValueError(f"{run.path}: eval.single_class {policy!r} and classes {classes} differ from the runs "
-                             f"compared before ({self.policy!r}, {self.classes})")
+    @staticmethod
+    def _scoring(run: RunLike) -> tuple[str, tuple[str, ...]]:
+        return run.manifest["config"]["eval"]["single_class"], tuple(run.manifest["classes"])
 
     def replicates(self, run: RunLike) -> Replicates:
         """The run's point mAUC / mAP and their values on its test set's resamples (computed once per run)."""
         key = str(run.path)
         if key not in self._replicates:
-            self._check(run)
+            if self.n_boot is None:
+                self.n_boot = int(run.manifest["config"]["eval"]["n_boot"]) or EvalConfig().n_boot
             y, probs = run.predictions("test", self.which)
             h = tested_on(run)
             if h not in self._counts:
@@ -75,7 +68,7 @@ class RunComparer:
                 self._counts[h], self._labels[h] = bootstrap_counts(y, self.n_boot, stream), y
             elif not np.array_equal(self._labels[h], y):
                 raise ValueError(f"{run.path}: test labels differ from another run with the same test hash")
-            self._replicates[key] = replicates(y, probs, self._counts[h], run.seed, self.policy)
+            self._replicates[key] = replicates(y, probs, self._counts[h], run.seed, self._scoring(run)[0])
         return self._replicates[key]
 
     def compare(self, a: Sequence[RunLike], b: Sequence[RunLike]) -> dict[str, Difference]:
@@ -83,6 +76,10 @@ class RunComparer:
         if not a or not b:
             raise ValueError("compare: each side needs at least one run")
         hashes = {tested_on(r) for r in (*a, *b)}
+        scoring = {self._scoring(r) for r in (*a, *b)}
+        if len(scoring) > 1:
+            raise ValueError(f"compare: the runs differ in eval.single_class or classes ({sorted(scoring)}): "
+                             f"{[str(r.path) for r in (*a, *b)]}")
         for side in (a, b):
             if len({tested_on(r) for r in side}) > 1:
                 raise ValueError(f"compare: the runs of one side were tested on different test sets: "
