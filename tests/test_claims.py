@@ -180,9 +180,9 @@ def test_claims_section_reads_the_planned_runs(tmp_path):
     # the ablation and models tables of notebooks 03 and 04 reuse the same runs and carry the paired differences
     ds = ctx.datasets[0]
     tables = tmp_path / "results" / "tables"
-    for notebook, section, stem, ref, name in (("03_ablation", sections.ablation_section, "03_ablation", FULL,
-                                                "minus full"),
-                                               ("04_sota", sections.sota_section, "04_models", None, "minus CTransCNN")):
+    cases = (("03_ablation", sections.ablation_section, "03_ablation", FULL, "minus full"),
+             ("04_sota", sections.sota_section, "04_models", None, "minus CTransCNN"))
+    for notebook, section, stem, ref, name in cases:
         ctx.notebook = notebook
         section(ctx, ds)
         table, footer = read_table(tables / f"{stem}_{ds.name}.csv")
