@@ -184,3 +184,77 @@ def test_rescoring_needs_both_branch_logits(tmp_path):
         Rescored(run, 0.5).predictions()
     groups = scored_runs({"x": [run]}, {"x": Quirk("nothing", {}, None)})
     assert groups["x"] == [run]
+
+
+# ---------------------------------------------------------------- the plan and notebook 03's sections
+
+
+@pytest.mark.slow
+def test_quirks_plan_and_sections_over_the_smoke_plan(tmp_path):
+    """Smoke runs the study by default (CI covers it), the demo only with QUIRKS=1; its extra runs are the rows with
+    training switches (the full and fusion_weight rows reuse the full model's runs). Notebook 03's quirks and
+    metric-convention sections over the smoke plan's runs, fabricated where the plan puts them, write the outputs
+    report.check expects."""
+    from ctranscnn.engine.setup import load_data
+    from ctranscnn.phantom import generate_cxr14
+    from ctranscnn.report import plan, sections
+    from ctranscnn.report.check import expected_files
+    from ctranscnn.report.context import NotebookContext
+    from ctranscnn.report.tables import read_table
+
+    generate_cxr14(tmp_path / "data" / "cxr14-phantom", n=80, size=32, seed=0, workers=1)
+
+    def context(profile, quirks=None):
+        return NotebookContext.from_params(notebook="03_ablation", profile=profile, seeds=[0, 1],
+                                           data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
+                                           results_dir=str(tmp_path / "results"),
+                                           figures_dir=str(tmp_path / "figures"), quirks=quirks)
+
+    runs = {(profile, quirks): {p.run_dir for p in plan.planned_runs(context(profile, quirks), "ablation")}
+            for profile, quirks in (("demo", None), ("demo", True), ("demo", False), ("smoke", None))}
+    extra = sum(bool(q.overrides) for q in QUIRKS.values())
+    assert len(runs[("demo", True)] - runs[("demo", None)]) == extra * 2  # two seeds
+    assert runs[("demo", False)] == runs[("demo", None)]
+    assert len(runs[("smoke", None)]) == (len(plan.ABLATION) + extra) * 2
+
+    ctx = context("smoke")
+    signals = {(): (1.0, 1.0), (("attention", "softmax"),): (3.0, 3.0)}
+    for p in {p.run_dir: p for p in plan.planned_runs(ctx, "ablation")}.values():  # rows share runs
+        splits = load_data(p.config)
+        cnn, trans = signals.get(tuple(sorted(p.overrides.items())), (1.0, 1.0))
+        run = fake_run(p.run_dir, p.config.model.name, p.seed, splits["test"], cnn, cfg=p.config, splits=splits)
+        y, probs = run.predictions()
+        logit = np.log(probs / (1 - probs)).astype(np.float32)
+        rng = np.random.default_rng(p.seed)
+        branches = {"cnn": logit, "trans": (trans * y + rng.normal(size=y.shape)).astype(np.float32)}
+        run.write_predictions(predictions_frame(splits["test"], branches | {"fused": logit}), "test")
+    ds = ctx.datasets[0]
+    out = sections.quirks_section(ctx, ds)
+    conventions = sections.conventions_section(ctx, ds)
+    assert set(out) == {"quirks", "fig_quirks"} and set(conventions) == {"metric_conventions"}
+    table, footer = read_table(tmp_path / "results" / "tables" / f"03_quirks_{ds.name}.csv")
+    assert list(table["quirk"]) == list(QUIRKS) and (table["seeds"] == 2).all()
+    assert set(table["verdict"]) <= {"reference", "helps", "hurts", NOT_RESOLVED}
+    assert "no retraining" in "; ".join(footer.values())
+    wanted = [f for f in expected_files(tmp_path / "results", tmp_path / "figures", [ds.name], ds.name, quirks=True)
+              if f.name.startswith(("03_quirks", "03_metric_conventions"))]
+    assert len(wanted) == 2 * 3 + 2 and all(f.stat().st_size > 0 for f in wanted)  # two tables, one figure
+    # the demo without QUIRKS=1 skips the study, with the reason
+    demo = context("demo")
+    assert sections.quirks_section(demo, demo.datasets[0]) is None
+    assert "quirks study on cxr14-phantom" in (tmp_path / "results" / "skipped.csv").read_text()
+
+
+def test_check_expects_the_quirks_outputs_where_the_study_runs(tmp_path, capsys):
+    from ctranscnn.report.check import expected_files, main
+
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    args = ["--results", str(results), "--figures", str(figures), "--datasets", "a", "--chest", "a"]
+    for f in expected_files(results, figures, ["a"], "a"):  # a complete demo tree without the study
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("x")
+    assert (results / "tables" / "03_metric_conventions_a.csv").exists()  # no training: always there
+    assert main(args) == 0 and main([*args, "--quirks", "0", "--profile", "smoke"]) == 0
+    assert main([*args, "--profile", "smoke"]) == 1 and main([*args, "--quirks", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "03_quirks_a.csv: missing" in err and "03_quirks_a.png: missing" in err

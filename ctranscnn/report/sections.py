@@ -23,8 +23,9 @@ from ctranscnn.report.context import DatasetSource, NotebookContext
 from ctranscnn.report.paper import MEDMNIST_PLUS_SOURCE, comparison_notes, comparison_table
 # The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
 from ctranscnn.report.plan import (ABLATION, CHECKPOINT, CHECKPOINT_NOTE, CTRANSCNN, GRADCAM_MODELS,  # noqa: F401
-                                   MAX_BOXES, SOTA_MODELS, chest_datasets, leaky_split, plan_row, planned_runs,
-                                   prefetch_runs, row_configs, split_datasets, split_settings, train_runs)
+                                   MAX_BOXES, QUIRKS, SOTA_MODELS, chest_datasets, leaky_split, plan_row,
+                                   planned_runs, prefetch_runs, quirks_on, row_configs, split_datasets,
+                                   split_settings, train_runs)
 from ctranscnn.report.tables import fmt_ci, fmt_mean_sd, summarise_seeds
 
 
@@ -208,6 +209,46 @@ def ablation_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
                       reference=float(numeric["mAUC"].iloc[0]), reference_label="full model")
     ctx.figure(fig, f"ablation_{ds.name}")
     return {"ablation": display, "fig_ablation": fig}
+
+
+def quirks_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | None:
+    """What the authors' code quirks cost (report.quirks): the full model with each quirk fixed alone and all
+    together, each minus the full model with its CI and verdict; table and forest plot. Skipped (with the reason)
+    where the profile leaves the study out (demo without QUIRKS=1)."""
+    from ctranscnn.report import quirks as Q
+
+    if not quirks_on(ctx):
+        ctx.skip(f"quirks study on {ds.name}", f"profile {ctx.profile} runs it only with QUIRKS=1 (it trains "
+                 f"{sum(bool(q.overrides) for q in QUIRKS.values())} more runs per seed)")
+        return None
+    split = ctx.split_for(ds)
+    trained = {label: train_runs(ctx, ds, CTRANSCNN, split, q.overrides) for label, q in QUIRKS.items()}
+    comparer = RunComparer()
+    numeric, display = Q.quirks_table(Q.scored_runs(trained, QUIRKS), QUIRKS, comparer, C.FULL)
+    prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, *Q.quirks_notes(comparer)])
+    ctx.table(numeric, f"quirks_{ds.name}", prov, display=display,
+              caption=f"What the authors' code quirks cost: the full model with each fixed, test metrics (%) and "
+                      f"differences to the full model: {ds.label}")
+    fig = F.plot_differences(numeric, "quirk", Q.DIFF, title=f"Quirks fixed, minus the full model: {ds.name}, "
+                             f"profile {ctx.profile}")
+    ctx.figure(fig, f"quirks_{ds.name}")
+    return {"quirks": display, "fig_quirks": fig}
+
+
+def conventions_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
+    """The metrics quirk alone: the full model's test predictions scored under both single-class policies and
+    three tie rules for AP (report.quirks.conventions_table); no retraining."""
+    from ctranscnn.report import quirks as Q
+
+    split = ctx.split_for(ds)
+    runs = train_runs(ctx, ds, split=split)  # the ablation's full row: finished by then
+    used = runs[0].manifest["config"]["eval"]["single_class"]
+    numeric, display = Q.conventions_table([r.predictions() for r in runs], used)
+    ctx.table(numeric, f"metric_conventions_{ds.name}", ctx.provenance(ds, split, notes=[
+              CHECKPOINT_NOTE, *Q.conventions_notes(len(runs), used)]), display=display,
+              caption=f"The evaluation convention alone: CTransCNN's test predictions scored under the authors' "
+                      f"and our conventions (%): {ds.label}")
+    return {"metric_conventions": display}
 
 
 # ---------------------------------------------------------------- 04 comparison
