@@ -181,6 +181,11 @@ HEADINGS = {
     "split_effect": "Table: leaky image-level split against the leak-free patient split (beyond the paper)",
     "ablation": "Table: ablation of MMAEF, MBR and IIM (paper: ablation table)",
     "fig_ablation": "Figure: ablation, test mean AUC per variant",
+    "quirks": "Table: the full model with each of the authors' code quirks fixed, minus the full model (beyond the "
+              "paper)",
+    "fig_quirks": "Figure: quirks fixed, difference to the full model with 95% CI",
+    "metric_conventions": "Table: the same predictions under the authors' and our evaluation conventions (beyond "
+                          "the paper)",
     "models": "Table: every model under one protocol, mean AUC, mAP, CF1, OF1 (paper: comparison table)",
     "comparison": "Table: our mean AUC beside the paper's published numbers (paper: comparison figure legends)",
     "complexity": "Table: parameters, GFLOPs and training throughput (paper: complexity comparison)",
@@ -203,6 +208,7 @@ def heading(prefix: str, key: str) -> tuple[str, str]:
 # Figure file name (figures/<prefix>_<name>_<dataset>.png) -> the section output key it was saved from.
 FIGURE_KEYS = {"prevalence": "fig_prevalence", "cooccurrence": "fig_cooccurrence", "samples": "fig_samples",
                "training_curves": "fig_curves", "roc": "fig_roc", "roc_models": "fig_roc", "ablation": "fig_ablation",
+               "quirks": "fig_quirks",
                "radar": "fig_radar", "gradcam": "figure"}
 
 
