@@ -258,3 +258,17 @@ def test_check_expects_the_quirks_outputs_where_the_study_runs(tmp_path, capsys)
     assert main([*args, "--profile", "smoke"]) == 1 and main([*args, "--quirks", "1"]) == 1
     err = capsys.readouterr().err
     assert "03_quirks_a.csv: missing" in err and "03_quirks_a.png: missing" in err
+
+
+def test_plan_command_takes_quirks_like_reproduce_sh(monkeypatch):
+    """`python -m ctranscnn plan` / `grid` read QUIRKS as reproduce.sh does (and --quirks wins)."""
+    import argparse
+
+    from ctranscnn.commands.plan import add_plan_arguments
+
+    for env, want in (("1", 1), ("0", 0), ("", None)):
+        monkeypatch.setenv("QUIRKS", env)
+        p = argparse.ArgumentParser()
+        add_plan_arguments(p)
+        assert p.parse_args([]).quirks == want
+    assert p.parse_args(["--quirks", "1"]).quirks == 1

@@ -35,6 +35,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                    "cxr14-phantom, ...; default: every dataset found)")
     p.add_argument("--notebooks", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS))
     p.add_argument("--gpus-per-run", type=int, default=1, help="GPUs of each run (DDP via torchrun when > 1)")
+    p.add_argument("--quirks", type=int, choices=[0, 1], default={"0": 0, "1": 1}.get(os.environ.get("QUIRKS", "")),
+                   help="notebook 03's quirks study on (1) / off (0); default: $QUIRKS, else the profile's")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +58,7 @@ def grid_from_args(args: argparse.Namespace):
         try:
             ctx = NotebookContext.from_params(notebook="plan", profile=args.profile, split=args.split, seeds=seeds,
                                               device=args.device, results_dir=scratch, figures_dir=scratch,
+                                              quirks=None if args.quirks is None else bool(args.quirks),
                                               **{k: str(Path(v).resolve()) if v else "" for k, v in params.items()})
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"plan: {err}") from None
