@@ -5,17 +5,19 @@ The defaults are the authors' recipe (reference spec §5.5); configs/paper_*.yam
 
 Profiles are the one place where run sizes are chosen:
 * `paper`: the recipe as the authors ran it (real data, GPU): ctranscnn_tiny, 224 px, batch 32, 300 epochs.
-* `demo`: the default of reproduce.sh on phantom data, CPU with 2 cores, ~20 minutes for ALL its training:
-  about 16 runs (CTransCNN on 3 datasets, 4 ablation variants, 9 more baselines), 7 of them CTransCNN-sized,
-  so ~100 s per CTransCNN run and less for the baselines. Measured (single thread, CPU time): ctranscnn_mini
-  at 64 px trains at ~73 images per CPU-second (conformer_mini ~120, timm *_mini baselines 150-330), so
-  about 130 images/s on two free cores (estimated; measured on a machine shared with other jobs). 8 epochs x 1,200 images = 9,600 training images (~75 s) plus
-  validation every epoch and the final val/test passes (300 images each, ~3x faster than training) fit.
-  64 px gives the transformer a 4 x 4 token grid (224 px: 14 x 14). Measured on a 2,400-image cxr14
-  phantom (patient split, 2 threads): an epoch of 1,200 images took 11 s while the machine was quiet
-  (~110 images/s, decoding included) and up to 2 minutes under heavy load from other jobs; validation mean
-  AUC 48 -> 68 (epoch 4) -> 74 (epoch 8), test mean AUC 73.7 (chance 50). Warmup: one epoch (38 steps)
-  instead of 6,260 iterations, which would never end in so short a run. Checkpoints at epoch ends only.
+* `demo`: the default of reproduce.sh on phantom data, CPU with 2 cores, runs trained two at a time with one
+  torch thread each; the whole reproduce.sh (phantoms included) is planned at <= 27 minutes
+  (results/demo_budget.md: measured CPU-seconds per run and the projection). 29 runs: CTransCNN, its three
+  ablation variants, Conformer and the image-level split side on cxr14-phantom with 3 seeds each (the rows the
+  claims rest on), CTransCNN on the other two phantoms and 9 baselines with one seed. 128 px, so that every
+  transformer sees an 8 x 8 token grid (CTransCNN/Conformer: /4 stem, then /4 tokens; ViT/DeiT: patch 16);
+  the `mini` presets are sized for it (ctranscnn_mini ~56 images per CPU-second in training at 128 px,
+  single thread; conformer_mini ~83, timm *_mini baselines 47-115). 4 epochs x 1,000 images, validation on
+  200 images every epoch; up to 1,600 test images (cxr14-phantom; cxr11 600, tongue 300: their test
+  splits), so that a bootstrap 95% CI of the mean AUC is <= 4 points wide on cxr14 (measured: 4.0 at 1,200
+  test images and mean AUC 75) and <= 5 on the others. Warmup: one epoch (32 steps) instead of 6,260
+  iterations, which would never end in so short a run. Checkpoints at epoch ends only; no loader worker
+  processes (decoding a 128 px PNG costs ~0.6 ms, a training image ~18 ms).
 * `smoke`: CI and tests, seconds per run: `micro` models, 32 px, two epochs of 64 images.
 """
 from __future__ import annotations
@@ -132,9 +134,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     # profiles leave it out of the mean instead, so tiny phantom test sets do not pull the mean towards 50).
     "paper": {"eval.single_class": "fifty"},
     "demo": {
-        "model.size": "mini", "data.image_size": 64, "data.limit_train": 1200, "data.limit_val": 300,
-        "data.limit_test": 300, "schedule.epochs": 8, "schedule.warmup_iters": 38, "train.batch_size": 32,
-        "train.checkpoint_every": 0, "train.fast": True, "train.cpu_threads": 1, "eval.n_boot": 200,
+        "model.size": "mini", "data.image_size": 128, "data.num_workers": 0, "data.limit_train": 1000,
+        "data.limit_val": 200, "data.limit_test": 1600, "schedule.epochs": 4, "schedule.warmup_iters": 32,
+        "train.batch_size": 32, "train.checkpoint_every": 0, "train.fast": True, "train.cpu_threads": 1,
+        "eval.n_boot": 200,
     },
     "smoke": {
         "model.size": "micro", "data.image_size": 32, "data.num_workers": 0, "data.limit_train": 64,
@@ -144,10 +147,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         "eval.n_boot": 50,
     },
 }
-# The phantom data each profile trains on when no real data is given: (images per dataset, side in px), written
+# The phantom data each profile trains on when no real data is given: per phantom, (images, side in px), written
 # by `python -m ctranscnn phantom` (reproduce.sh asks `python -m ctranscnn.report.plan phantom-args PROFILE`).
-# The paper profile needs real data (0: no phantoms).
-PHANTOM_DATA: dict[str, tuple[int, int]] = {"smoke": (240, 64), "demo": (2400, 128), "paper": (0, 0)}
+# Demo: test splits (cxr14/cxr11 patient split 20%, tongue lists 10%) of 1,600 / 600 / 300 images, for mean-AUC
+# CIs <= 4 / 5 / 5 points wide; generated at the training size. The paper profile needs real data (no phantoms).
+PHANTOM_DATA: dict[str, dict[str, tuple[int, int]]] = {
+    "smoke": {"cxr14": (240, 64), "cxr11": (240, 64), "tongue": (240, 64)},
+    "demo": {"cxr14": (8000, 128), "cxr11": (3000, 128), "tongue": (3000, 128)},
+    "paper": {},
+}
+DETERMINISTIC = ("strict", "warn", "off")
+_DETERMINISTIC_BOOL = {True: "warn", False: "off"}  # train.deterministic was a bool before issue 18
 CHOICES = {
     "profile": tuple(PROFILES), "loss.name": LOSS_NAMES, "data.dataset": DATASETS, "data.split": SPLIT_KINDS, "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
     "train.amp": ("none", "bf16", "fp16"), "eval.single_class": ("skip", "fifty"),

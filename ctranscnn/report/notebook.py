@@ -38,12 +38,12 @@ def resolve_path(value: str) -> str:
 def missing_data_message(data_dir: str, profile: str) -> str:
     from ctranscnn.engine.config import PHANTOM_DATA
 
-    n, size = PHANTOM_DATA[profile]
-    if not n:
+    phantoms = PHANTOM_DATA[profile]
+    if not phantoms:
         return (f"no dataset found: profile {profile} needs real data (set nih_root, ranzcr_root, tcmtd_list or "
                 "chestmnist, e.g. NIH_ROOT=/data/nih PROFILE=paper bash reproduce.sh)")
-    make = "; ".join(f"python -m ctranscnn phantom {name.split('-')[0]} --out {data_dir}/{name} --n {n} "
-                     f"--size {size} --seed 0" for name in PHANTOMS)
+    make = "; ".join(f"python -m ctranscnn phantom {name} --out {data_dir}/{name}-phantom --n {n} --size {size} "
+                     "--seed 0" for name, (n, size) in phantoms.items())
     return (f"no dataset found under {data_dir} (looked for {', '.join(PHANTOMS)}). Make the profile's phantom "
             f"data with `PROFILE={profile} NOTEBOOKS=01_data bash reproduce.sh`, or directly: `{make}`")
 

@@ -13,7 +13,7 @@ comparison's CTransCNN row (same model, data, seed and profile) are one run. A f
 its manifest's config hash and dataset hash equal the current ones; an unfinished one is resumed; a finished
 one whose data changed (e.g. regenerated phantoms) is moved aside to `<name>.stale` and retrained.
 
-    python -m ctranscnn.report.plan phantom-args PROFILE    # "N SIZE" of the profile's phantom data
+    python -m ctranscnn.report.plan phantom-args PROFILE    # "NAME N SIZE" per line: the profile's phantoms
 """
 from __future__ import annotations
 
@@ -69,6 +69,11 @@ QUIRKS_BY_DEFAULT = {"smoke": True, "demo": False, "paper": True}
 # The paper's comparison (spec §6.1), paper-size names; profiles pick the size.
 SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin", "conformer_tiny", "convnext",
                "repvgg", "deit", CTRANSCNN]
+# Seeds: the rows the claims rest on (is_claim_row: these models on the ablation's and the split table's
+# datasets) get every seed; in these CPU profiles the other rows get one, which is what fits the demo's budget
+# (results/demo_budget.md). reproduce.sh's default SEEDS: "0 1 2" (demo, paper), "0 1" (smoke).
+CLAIM_MODELS = (CTRANSCNN, "conformer_tiny")
+ONE_SEED_ELSEWHERE = {"smoke": True, "demo": True, "paper": False}
 GRADCAM_MODELS = [CTRANSCNN, "resnet50", "vit"]  # the paper's figure shows at least these three
 CHEST = ("nih", "ranzcr", "chestmnist", "cxr14-phantom", "cxr11-phantom")  # the paper compares models on these
 # How many chest datasets the ablation and the comparison cover per profile (None: all).
@@ -88,26 +93,28 @@ PAPER_CONFIGS = {"nih": "paper_nih.yaml", "ranzcr": "paper_ranzcr.yaml", "list":
 # ---------------------------------------------------------------- which datasets
 
 
-def chest_datasets(ctx: NotebookContext, notebook: str) -> list[DatasetSource]:
-    """The chest datasets `notebook` ('ablation' | 'sota') covers in this profile; the others are skipped."""
+def chest_datasets(ctx: NotebookContext, notebook: str, quiet: bool = False) -> list[DatasetSource]:
+    """The chest datasets `notebook` ('ablation' | 'sota') covers in this profile; the others are skipped
+    (recorded with ctx.skip unless `quiet`)."""
     chest = [d for d in ctx.datasets if d.name in CHEST]
     limit = PROFILE_LIMITS[ctx.profile][notebook]
-    for d in chest[limit:] if limit is not None else []:
+    for d in chest[limit:] if limit is not None and not quiet else []:
         ctx.skip(f"{notebook} on {d.name}", f"profile {ctx.profile} runs the {notebook} on {limit} dataset(s) only")
-    for d in ctx.datasets:
+    for d in ctx.datasets if not quiet else []:
         if d.name not in CHEST:
             ctx.skip(f"{notebook} on {d.name}", "the paper's ablation and comparison use the chest datasets")
     return chest[:limit] if limit is not None else chest
 
 
-def split_datasets(ctx: NotebookContext) -> list[DatasetSource]:
-    """The chest datasets the split table covers in this profile (the others are skipped, with the reason)."""
+def split_datasets(ctx: NotebookContext, quiet: bool = False) -> list[DatasetSource]:
+    """The chest datasets the split table covers in this profile (the others are skipped, with the reason,
+    unless `quiet`)."""
     able = [d for d in ctx.datasets if d.name in CHEST and "patient" in d.splits_available()]
-    for d in ctx.datasets:
+    for d in ctx.datasets if not quiet else []:
         if d not in able:
             ctx.skip(f"split table for {d.name}", f"{d.label} has no patient ids, so no leak-free split to compare")
     limit = SPLIT_TABLE_LIMIT[ctx.profile]
-    for d in able[limit:] if limit is not None else []:
+    for d in able[limit:] if limit is not None and not quiet else []:
         ctx.skip(f"split table for {d.name}", f"profile {ctx.profile} runs the split table on {limit} dataset(s) only")
     return able[:limit] if limit is not None else able
 
@@ -157,9 +164,19 @@ def plan_row(ctx: NotebookContext, ds: DatasetSource, model: str = CTRANSCNN, sp
     return PlanRow(ds, model, split or ctx.split_for(ds), dict(overrides or {}))
 
 
+def is_claim_row(ctx: NotebookContext, row: PlanRow) -> bool:
+    """Whether `row` is one the claims rest on: CTransCNN (any ablation variant or split) or Conformer on a
+    dataset of the ablation or of the split table."""
+    claim_sets = {d.name for d in chest_datasets(ctx, "ablation", quiet=True) + split_datasets(ctx, quiet=True)}
+    return row.model in CLAIM_MODELS and row.dataset.name in claim_sets
+
+
 def seeds_for(ctx: NotebookContext, row: PlanRow) -> list[int]:
-    """The seeds of `row`: the context's seeds for every row. The one place where a profile may give some rows
-    more seeds than others; it must depend on the row only (not on the notebook), since notebooks share runs."""
+    """The seeds of `row`: the context's seeds (SEEDS) for the claim rows (is_claim_row), and in the profiles of
+    ONE_SEED_ELSEWHERE only the first of them for every other row (baselines, the other datasets' main rows).
+    It depends on the row only (not on the notebook), since notebooks share runs."""
+    if ONE_SEED_ELSEWHERE[ctx.profile] and not is_claim_row(ctx, row):
+        return list(ctx.seeds[:1])
     return list(ctx.seeds)
 
 
@@ -328,11 +345,11 @@ def prefetch_runs(ctx: NotebookContext, notebook: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ctranscnn.report.plan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("phantom-args", help="'N SIZE' of a profile's phantom data").add_argument(
+    sub.add_parser("phantom-args", help="'NAME N SIZE' per line: the profile's phantom data").add_argument(
         "profile", choices=tuple(PHANTOM_DATA))
     args = p.parse_args(argv)
-    n, size = PHANTOM_DATA[args.profile]
-    print(n, size)
+    for name, (n, size) in PHANTOM_DATA[args.profile].items():
+        print(name, n, size)
     return 0
 
 
