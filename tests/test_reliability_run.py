@@ -120,6 +120,24 @@ def test_resume_refuses_a_folder_another_process_holds(setup):
                                            "since": RunDir(folder).holder()["since"]}
 
 
+def test_a_killed_holders_forked_workers_do_not_keep_the_lock(tmp_path):
+    code = ("import os, signal, sys, time; from ctranscnn.engine.runlock import RunLock\n"
+            "lock = RunLock(sys.argv[1]).__enter__()\n"
+            "if os.fork() == 0:\n    time.sleep(600)\n"  # a worker forked while the lock is held
+            "print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([PYTHON, "-c", code, str(tmp_path)], env=ENV, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    worker = [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(worker) == 1 and RunDir(tmp_path).holder()["pid"] == proc.pid
+    proc.kill()
+    proc.wait()
+    try:
+        os.kill(worker[0], 0)  # the worker lives on, orphaned ...
+        assert RunDir(tmp_path).holder() is None  # ... without the lock
+    finally:
+        os.kill(worker[0], signal.SIGKILL)
+
+
 def test_grid_and_evaluate_tell_a_live_run_from_a_dead_one(setup, capsys):
     from ctranscnn.report.grid import status
 

@@ -15,6 +15,23 @@ import time
 from pathlib import Path
 
 
+_HELD: set[int] = set()  # this process's lock file descriptors
+
+
+def _release_in_child() -> None:
+    # A forked child (DataLoader worker, decode pool) shares the lock with its parent; if it kept the descriptor,
+    # a killed trainer's folder would stay locked until its orphaned workers noticed and exited.
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_release_in_child)
+
+
 class RunFolderError(RuntimeError):
     """The run folder cannot be used: another process trains in it, or it cannot be written."""
 
@@ -45,11 +62,13 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)  # no holder any more; the empty file stays (removing it would race)
+            _HELD.discard(self._fd)
             os.close(self._fd)  # closing releases the flock
             self._fd = None
 
