@@ -304,3 +304,17 @@ def test_predict_says_plainly_that_dicom_is_not_supported(setup, tmp_path):
         main(["predict", "--run", str(setup.done), str(dicom)])
     with pytest.raises(SystemExit, match=rf"^predict: {tmp_path / 'none'}\*\.png: no file matches this pattern$"):
         main(["predict", "--run", str(setup.done), str(tmp_path / "none") + "*.png"])
+
+
+def test_skipped_classes_are_named_in_run_files(setup):
+    from ctranscnn.engine.evaluation import split_metrics
+
+    y = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])  # 'middle' has no positive, 'bottom' no negative
+    p = np.linspace(0.1, 0.9, 12).reshape(4, 3)
+    named = split_metrics(y, p, "skip", classes=["top", "middle", "bottom"])
+    assert named["skipped_classes"] == ["middle", "bottom"]
+    assert split_metrics(y, p, "skip")["skipped_classes"] == [1, 2]  # the library function keeps indices
+    metrics = json.loads((setup.done / "metrics.json").read_text())
+    for which in ("best", "last"):
+        for split in ("val", "test"):
+            assert set(metrics[which][split]["skipped_classes"]) <= set(RunDir(setup.done).classes)

@@ -100,9 +100,13 @@ def read_branch_logits(path, classes: list[str]) -> dict[str, np.ndarray]:
 
 
 def split_metrics(y_true: np.ndarray, probs: np.ndarray, single_class: str, thr: float = 0.5,
-                  tuned: np.ndarray | None = None, n_boot: int = 0, seed: int = 0) -> dict:
-    """compute_metrics at `thr`, CP..OF1 at per-class `tuned` thresholds, bootstrap 95% CIs of the AUCs."""
+                  tuned: np.ndarray | None = None, n_boot: int = 0, seed: int = 0,
+                  classes: list[str] | None = None) -> dict:
+    """compute_metrics at `thr`, CP..OF1 at per-class `tuned` thresholds, bootstrap 95% CIs of the AUCs;
+    with `classes`, the skipped (unscorable) classes are named rather than numbered, as run files need."""
     out = compute_metrics(y_true, probs, thr=thr, single_class=single_class)
+    if classes is not None:
+        out["skipped_classes"] = [classes[i] for i in out["skipped_classes"]]
     out["threshold"] = thr
     if tuned is not None:
         out["tuned"] = {k: v for k, v in threshold_metrics(y_true, probs, tuned).items() if k in THRESHOLD_KEYS}

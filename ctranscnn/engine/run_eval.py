@@ -40,7 +40,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best",
     except (FileNotFoundError, KeyError):
         tuned = None
     metrics = split_metrics(records.labels, probs, cfg.eval.single_class, cfg.eval.threshold, tuned,
-                            cfg.eval.n_boot, seed=cfg.train.seed)
+                            cfg.eval.n_boot, seed=cfg.train.seed, classes=records.classes)
     csv = run.evaluation_file(split, which, ".csv")
     write_predictions(predictions_frame(records, outputs), csv)
     write_json(run.evaluation_file(split, which, ".json"), metrics)
