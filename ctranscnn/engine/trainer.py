@@ -99,6 +99,8 @@ class Trainer:
         self.state = TrainState()
         self._mark = time.perf_counter()  # wall-clock accounting (see save)
         self.last_lr = float("nan")  # learning rate of the latest step, for the history
+        # (epoch, split) -> the predictions of that epoch's weights, for final_evaluation (the latest epoch's val)
+        self.epoch_outputs: dict[tuple[int, str], dict[str, np.ndarray]] = {}
         if resume is not None:
             self._restore(resume)
         forward = Branches(self.model)
@@ -242,6 +244,7 @@ class Trainer:
             state.history.append(row)
             state.epoch_loss = [0.0, 0.0]
             state.epochs_done += 1
+            self.epoch_outputs = {(state.epochs_done, "val"): outputs}
             best = val["mAUC"] > state.best_val_mauc  # NaN (no scorable class) never counts as better
             if best:
                 state.best_val_mauc, state.best_epoch = val["mAUC"], epoch + 1
@@ -266,6 +269,9 @@ class Trainer:
         """
         cfg, metrics = self.cfg, {"selection": "best = highest validation mean AUC; last = final epoch"}
         last_weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        # Predictions depend on the weights only: the final epoch's validation pass, and the best checkpoint's
+        # passes when it is the final epoch's, are reused (the same arrays), not computed again.
+        seen = dict(self.epoch_outputs)
         for which in CHECKPOINTS:
             if which == "best":
                 if not self.run.has_checkpoint("best"):  # no epoch had a finite validation AUC
@@ -276,14 +282,16 @@ class Trainer:
             entry = {"epoch": self.state.best_epoch if which == "best" else self.state.epochs_done}
             tuned = None
             for split in SPLITS:
-                outputs = self.evaluate(split)
+                if (entry["epoch"], split) not in seen:
+                    seen[entry["epoch"], split] = self.evaluate(split)
+                outputs = seen[entry["epoch"], split]
                 records = self.splits[split]
                 probs = sigmoid(outputs["fused"])
                 if split == "val":
                     tuned = tune_thresholds(records.labels, probs)
                     entry["tuned_thresholds"] = dict(zip(self.classes, tuned.tolist()))
                 entry[split] = split_metrics(records.labels, probs, cfg.eval.single_class, cfg.eval.threshold,
-                                             tuned, cfg.eval.n_boot, seed=cfg.train.seed, classes=records.classes)
+                                             tuned, cfg.eval.n_boot, seed=cfg.train.seed)
                 if self.dist.main:
                     self.run.write_predictions(predictions_frame(records, outputs), split, which)
             metrics[which] = entry
