@@ -40,6 +40,8 @@ def _create_temp(path: Path) -> Path:
             return tmp
         except FileExistsError:
             continue
+        except OSError as err:  # e.g. a read-only folder: name the file being written, not the temporary one
+            raise type(err)(err.errno, err.strerror, str(path)) from None
     raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
 
 

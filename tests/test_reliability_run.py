@@ -176,10 +176,7 @@ def test_unwritable_checkpoints_folder_fails_before_any_step(setup):
     config.write_text(setup.config.read_text().replace(str(setup.data), "/nonexistent/data"))
     checkpoints = setup.runs / "ro_ckpt" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    if os.geteuid() != 0:
-        checkpoints.chmod(0o555)
-    elif subprocess.run(["chattr", "+i", str(checkpoints)], capture_output=True).returncode != 0:
-        pytest.skip("running as root without chattr: permission bits do not stop root")
+    read_only_folder(checkpoints)
     try:
         with pytest.raises(SystemExit) as e:
             main(["train", "--config", str(config), *sets({"train.run_name": "ro_ckpt"})])
@@ -318,3 +315,26 @@ def test_skipped_classes_are_named_in_run_files(setup):
     for which in ("best", "last"):
         for split in ("val", "test"):
             assert set(metrics[which][split]["skipped_classes"]) <= set(RunDir(setup.done).classes)
+
+
+def read_only_folder(folder: Path) -> None:
+    """Make `folder` unwritable for this process: permission bits, or for root an immutable flag (chattr)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr: permission bits do not stop root")
+
+
+def test_unwritable_onnx_destination_names_the_file_not_a_temporary(setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    read_only_folder(folder)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["export-onnx", "--run", str(setup.done), "--out", str(folder / "model.onnx")])
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+    assert str(e.value).startswith("export-onnx: [Errno ") and str(e.value).endswith(f": '{folder / 'model.onnx'}'")
+    assert list(folder.iterdir()) == []

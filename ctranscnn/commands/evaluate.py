@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
               "folder); evaluating its saved checkpoint", file=sys.stderr)
     try:
         out, metrics = evaluate_run(args.run, args.split, args.checkpoint, parse_overrides(args.set))
-    except (ConfigError, DataError, FileNotFoundError, CheckpointError) as err:
+    except (ConfigError, DataError, OSError, CheckpointError) as err:  # OSError: missing or unwritable files
         raise SystemExit(f"evaluate: {err}") from None
     print(f"{args.run} [{args.checkpoint}] {args.split}: " + "  ".join(f"{k} {metrics[k]:.2f}" for k in keys))
     if "tuned" in metrics:

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         diff = export_onnx(args.run, args.out, args.checkpoint, args.opset, args.atol)
-    except (FileNotFoundError, CheckpointError) as err:
+    except (OSError, CheckpointError) as err:  # OSError: a missing run, an unwritable --out
         raise SystemExit(f"export-onnx: {err}") from None
     print(f"wrote {args.out} (max |onnxruntime - PyTorch| = {diff:.2e})")
     return 0

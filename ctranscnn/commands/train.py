@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             if args.restart:
                 raise ConfigError("--restart goes with --resume RUN_DIR")
             run_dir, metrics = train(load_config(args.config, overrides))
-    except (ConfigError, DataError, FileNotFoundError, CheckpointError, RunFolderError) as err:
+    except (ConfigError, DataError, OSError, CheckpointError, RunFolderError) as err:  # OSError: e.g. disk full
         raise SystemExit(f"train: {err}") from None
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
