@@ -291,7 +291,7 @@ class Trainer:
                     tuned = tune_thresholds(records.labels, probs)
                     entry["tuned_thresholds"] = dict(zip(self.classes, tuned.tolist()))
                 entry[split] = split_metrics(records.labels, probs, cfg.eval.single_class, cfg.eval.threshold,
-                                             tuned, cfg.eval.n_boot, seed=cfg.train.seed)
+                                             tuned, cfg.eval.n_boot, seed=cfg.train.seed, classes=records.classes)
                 if self.dist.main:
                     self.run.write_predictions(predictions_frame(records, outputs), split, which)
             metrics[which] = entry
