@@ -249,8 +249,8 @@ def plot_bars(
 def plot_differences(df: pd.DataFrame, label: str, name: str, metrics: Sequence[str] = ("mAUC", "mAP"),
                      title: str = "") -> Figure:
     """Forest plot of paired differences: per row of `df` (named by column `label`) the difference '<m> <name>'
-    with its 95% CI ('<m> <name> lo' / 'hi'), one panel per metric, a dashed line at 0; rows without a difference
-    (the reference) are left out."""
+    with its 95% CI ('<m> <name> lo' / 'hi'; the title should say so), one panel per metric, a dashed line at 0;
+    rows without a difference (the reference) are left out."""
     rows = df[np.isfinite(df[f"{metrics[0]} {name}"].to_numpy(dtype=float))]
     names = rows[label].astype(str).tolist()
     fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN, 0.8 + 0.3 * len(names)), sharey=True,
@@ -262,7 +262,7 @@ def plot_differences(df: pd.DataFrame, label: str, name: str, metrics: Sequence[
             ax.errorbar(di, yi, xerr=[[di - l], [h - di]], fmt=styles[n]["marker"], color=styles[n]["color"],
                         capsize=2, lw=1)
         ax.axvline(0.0, ls="--", c="grey", lw=0.8)
-        ax.set(xlabel=f"{m} {name} (points, 95% CI)")
+        ax.set(xlabel=f"{m} (points)")
     axes[0][0].set_yticks(y, names)
     fig.suptitle(title)
     return fig

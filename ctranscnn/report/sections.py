@@ -229,8 +229,8 @@ def quirks_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any] | 
     ctx.table(numeric, f"quirks_{ds.name}", prov, display=display,
               caption=f"What the authors' code quirks cost: the full model with each fixed, test metrics (%) and "
                       f"differences to the full model: {ds.label}")
-    fig = F.plot_differences(numeric, "quirk", Q.DIFF, title=f"Quirks fixed, minus the full model: {ds.name}, "
-                             f"profile {ctx.profile}")
+    fig = F.plot_differences(numeric, "quirk", Q.DIFF, title=f"Quirk fixed minus full model (95% CI)\n"
+                             f"{ds.name}, profile {ctx.profile}")
     ctx.figure(fig, f"quirks_{ds.name}")
     return {"quirks": display, "fig_quirks": fig}
 
@@ -304,9 +304,10 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
 
 
 def complexity_table(runs: dict[str, list[RunDir]]) -> pd.DataFrame:
-    """Parameters and GFLOPs at each run's input size, and its measured training images/s (mean over seeds)."""
+    """Parameters, GFLOPs and the transformer's token grid at each run's input size ('none' for a CNN), and its
+    measured training images/s (mean over seeds)."""
     from ctranscnn import create_model
-    from ctranscnn.models.complexity import model_complexity
+    from ctranscnn.models.complexity import model_complexity, token_grid
 
     rows = []
     for rs in runs.values():
@@ -314,8 +315,9 @@ def complexity_table(runs: dict[str, list[RunDir]]) -> pd.DataFrame:
         size = int(r.manifest["config"]["data"]["image_size"])
         model = create_model(r.model_name, len(r.classes), **r.manifest["config"]["model"]["overrides"])
         cx = model_complexity(model, size)
+        grid = token_grid(model, size)
         rows.append({"model": r.model_name, "image_size": size, "params_M": cx["params_total"] / 1e6,
-                     "GFLOPs": cx[f"gflops_{size}"],
+                     "GFLOPs": cx[f"gflops_{size}"], "token_grid": f"{grid[0]} x {grid[1]}" if grid else "none",
                      "train_images_per_s": float(np.mean([x.manifest["images_per_s"] or np.nan for x in rs])),
                      "device": r.manifest["device"]})
     return pd.DataFrame(rows)
