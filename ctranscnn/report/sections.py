@@ -293,7 +293,7 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
         ctx.skip(f"paper comparison on {ds.name}", "the paper published no per-method numbers for this dataset")
 
     cx = complexity_table(runs)
-    ctx.table(cx, f"complexity_{ds.name}", prov, caption=f"Parameters, GFLOPs and training throughput: {ds.label}")
+    ctx.table(cx, f"complexity_{ds.name}", prov, caption=f"Parameters, GFLOPs and token grid at the run's image size, training throughput: {ds.label}")
     out["complexity"] = cx
     out["fig_radar"] = F.plot_radar(per_class, title=f"Per-class test AUC on {ds.name}, profile {ctx.profile}")
     out["fig_roc"] = F.plot_roc_by_model({rs[0].model_name: rs[0].predictions() for rs in runs.values()},
