@@ -86,7 +86,7 @@ def holder(folder: str | Path) -> dict | None:
     path = lock_file(Path(folder))
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # no lock file (never trained here), or not ours to read: no holder we can tell of
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
