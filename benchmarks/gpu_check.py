@@ -1,4 +1,4 @@
-"""Issue 8's GPU check, one prepared script for a lent GPU (bounded by --budget-s, default 7.5 minutes).
+"""Issues 8 and 18's GPU check, one prepared script for a lent GPU (bounded by --budget-s, default 7.5 minutes).
 
   python benchmarks/gpu_check.py --out OUT_DIR [--budget-s 450] [--device cuda]
 
@@ -10,9 +10,16 @@ table. Items in order of importance (plan_items); one is skipped when the time l
    loss, backward, AdamW step on one fixed batch), faithful and fast, fp32 and bf16 autocast, eager, whole-step
    CUDA graphs and torch.compile, at the paper's batch 32 (and 128), with torchvision resnet50 in the same process
    for the first eager rows; each row's projected model-compute time for the paper protocol (300 x 46,563 images);
-3. end to end: the engine (`python -m ctranscnn train`, paper recipe at 224 px, 8 loader workers, decode cache)
-   for one epoch on a generated cxr14 phantom in NIH's layout, bf16 deterministic and not, and fp16 (GradScaler)
-   for a short epoch: measured images/s with data loading, projected to the paper protocol.
+3. end to end (issue 18): the engine's Trainer (configs/paper_nih.yaml: the paper recipe at 224 px, batch 32,
+   loader workers 'auto' from the decode cache, validation every epoch) on a generated cxr14 phantom in NIH's
+   layout (1,679 training images: 52 full batches and one of 15), in one child process per configuration:
+   eager fp32 faithful, bf16 and fp32 with the fast paths + channels-last + train.cuda_graph, bf16 eager with
+   train.deterministic strict / warn / off, bf16 graph strict, bf16 torch.compile. Per row: images/s of the
+   training steps (data loading included; the first epoch, with capture/compilation, left out), its ratio to the
+   best bench figure of the same precision, validation images/s, and the projected paper-protocol wall time
+   (300 epochs x 46,563 training images + 300 validations of 3,624 images). Loss curves: the training loss read
+   every 8 steps (train.sync_every) over 4 epochs (212 steps); max relative difference fast graph fp32 vs eager
+   fp32 faithful, and bf16 vs fp32.
 `--only WORD ...` keeps the items whose label contains one of the words (e.g. `--only graph nondeterministic`).
 `--device cpu --quick` runs every item at toy sizes (a check of this script, not a measurement).
 `--render RUN.json ... --md FILE` writes the Markdown table of one or more runs' JSON (results/gpu/gpu_check.md).
@@ -42,6 +49,8 @@ from ctranscnn.registry import create_model, fast_switches  # noqa: E402
 EARLY_FAST_SWITCHES = ["fast_attention", "fast_c2t", "fast_t2c"]
 
 PAPER_IMAGES = 300 * 46_563  # 300 epochs of the authors' NIH training list
+PAPER_VAL_IMAGES = 300 * 3_624  # a validation of the authors' NIH val list after every epoch
+CURVE_EVERY = 8  # train.sync_every of the engine rows: the loss curves are the means of 8-step windows
 
 
 class Budget:
@@ -136,67 +145,148 @@ def plan_items(quick: bool) -> list[tuple[str, dict, float]]:
     fast = {"fast": True, "channels_last": True}
     solo = {"reference": False}
     graph = {"cuda_graph": True, **solo}
-    limit = 32 if quick else 512
+    eng_fast = {"train.fast": True, "train.channels_last": True}
+    eng_graph = {**eng_fast, "train.cuda_graph": True}
+    bf16 = {"train.amp": "bf16"}
+    curve, short = {"schedule.epochs": 4}, {"schedule.epochs": 2}
     return [
-        ("graph numerics", {"size": size, "batch": 2 if quick else 8}, 30),
-        ("faithful fp32", {**common, "batch": b}, 30),
-        ("fast+cl fp32", {**common, "batch": b, **fast}, 30),
-        ("fast+cl bf16", {**common, "batch": b, **fast, "bf16": True, "ref_same": True}, 30),
-        ("fast+cl bf16", {**common, "batch": big, **fast, "bf16": True, **solo}, 30),
         ("fast+cl bf16 graph", {**common, "batch": b, **fast, "bf16": True, **graph}, 30),
         ("fast+cl fp32 graph", {**common, "batch": b, **fast, **graph}, 30),
-        ("faithful fp32 graph", {**common, "batch": b, **graph}, 30),
-        ("engine bf16", {"amp": "bf16", "limit_train": 0, "deterministic": True}, 90),  # 0: the whole train split
-        ("engine bf16 nondeterministic", {"amp": "bf16", "limit_train": 0, "deterministic": False}, 60),
+        ("faithful fp32", {**common, "batch": b}, 30),
+        ("engine bf16 fast graph", {**bf16, **eng_graph, **curve}, 50),
+        ("engine fp32 faithful eager", {"train.fast": False, **curve}, 70),
+        ("engine fp32 fast graph", {**eng_graph, **curve}, 55),
+        ("engine bf16 fast eager warn", {**bf16, **eng_fast, **short, "train.deterministic": "warn"}, 35),
+        ("engine bf16 fast eager off", {**bf16, **eng_fast, **short, "train.deterministic": "off"}, 35),
+        ("engine bf16 fast eager strict", {**bf16, **eng_fast, **short, "train.deterministic": "strict"}, 35),
+        ("engine bf16 fast graph strict", {**bf16, **eng_graph, **short, "train.deterministic": "strict"}, 30),
+        ("graph numerics", {"size": size, "batch": 2 if quick else 8}, 20),
+        ("engine bf16 fast compile", {**bf16, **eng_fast, **short, "train.compile": True}, 150),
+        ("fast+cl bf16", {**common, "batch": b, **fast, "bf16": True, "ref_same": True}, 30),
         ("fast+cl bf16 compile", {**common, "batch": b, **fast, "bf16": True, "compile": True, **solo}, 180),
-        ("fast+cl fp32 compile", {**common, "batch": b, **fast, "compile": True, **solo}, 180),
-        ("fast+cl bf16 compile", {**common, "batch": big, **fast, "bf16": True, "compile": True, **solo}, 180),
-        ("engine fp16", {"amp": "fp16", "limit_train": limit, "deterministic": True}, 60),
+        ("fast+cl bf16", {**common, "batch": big, **fast, "bf16": True, **solo}, 30),
     ]
 
 
-def engine_run(args: argparse.Namespace, out: Path, work: Path, amp: str, limit_train: int, deterministic: bool,
-               n_phantom: int) -> dict:
-    """One epoch of the engine on a cxr14 phantom; images/s of the training steps (data loading included)."""
+def make_phantom(args: argparse.Namespace, work: Path) -> Path:
     root = work / "cxr14"
-    py = sys.executable
     if not (root / "Data_Entry_2017.csv").exists():
         t0 = time.perf_counter()
-        subprocess.run([py, "-m", "ctranscnn", "phantom", "cxr14", "--out", str(root), "--n", str(n_phantom),
-                        "--size", str(256 if not args.quick else 64), "--workers", str(os.cpu_count() or 1)],
+        n = 64 if args.quick else 2400
+        subprocess.run([sys.executable, "-m", "ctranscnn", "phantom", "cxr14", "--out", str(root), "--n", str(n),
+                        "--size", str(64 if args.quick else 256), "--workers", str(os.cpu_count() or 1)],
                        check=True, stdout=subprocess.DEVNULL)
-        print(f"phantom: {n_phantom} images in {time.perf_counter() - t0:.1f} s", flush=True)
-    size = 64 if args.quick else 224
-    name = f"e2e_{amp}{'' if deterministic else '_nondeterministic'}"
-    sets = [f"data.root={root}", "data.dataset=nih", "data.split=patient", f"data.image_size={size}",
-            f"data.limit_train={limit_train}", "data.limit_val=64", "data.limit_test=64",
-            f"data.cache_dir={work / 'cache'}", f"data.num_workers={0 if args.quick else 8}",
-            f"train.device={args.device}", f"train.amp={amp}", "train.fast=true", "train.channels_last=true",
-            f"train.deterministic={str(deterministic).lower()}", "schedule.epochs=1", f"train.out_dir={work / 'runs'}", f"train.run_name={name}", "train.progress=false",
-            "eval.n_boot=10"]
-    if args.quick:
-        sets += ["model.size=micro", "train.batch_size=8"]
-    shutil.rmtree(work / "runs" / name, ignore_errors=True)  # a fresh run, not a resumed one
+        print(f"phantom: {n} images in {time.perf_counter() - t0:.1f} s", flush=True)
+    return root
+
+
+def engine_sets(args: argparse.Namespace, work: Path, name: str, item: dict) -> dict:
+    """--set values of one engine row: the paper recipe on the phantom, plus the row's switches."""
+    sets = {"data.root": str(make_phantom(args, work)), "data.dataset": "nih", "data.split": "patient",
+            "data.image_size": 64 if args.quick else 224, "data.limit_test": 64, "data.cache_dir": str(work / "cache"),
+            "data.num_workers": "auto", "train.device": args.device, "train.sync_every": CURVE_EVERY,
+            "train.checkpoint_every": 0, "train.out_dir": str(work / "runs"), "train.run_name": name,
+            "train.progress": False, "eval.n_boot": 10, **item}
+    if args.quick:  # a check of the wiring: micro model, and on CPU no graphs or compilation
+        sets |= {"model.size": "micro", "train.batch_size": 8}
+        if not args.device.startswith("cuda"):
+            sets |= {"train.cuda_graph": False, "train.compile": False}
+    return sets
+
+
+def engine_child(spec: Path) -> None:
+    """Run in a child process (the determinism flags are process-wide): train one engine row, write its result."""
+    from ctranscnn.engine.config import load_config
+    from ctranscnn.engine.rundir import RunDir
+    from ctranscnn.engine.trainer import Trainer
+
+    job = json.loads(spec.read_text())
+    cfg = load_config("configs/paper_nih.yaml", job["sets"])
+    run = RunDir.for_config(cfg)
+    shutil.rmtree(run.path, ignore_errors=True)  # a fresh run, not a resumed one
+    trainer = Trainer(cfg, run)
+    curve: list[list[float]] = []
+    val: list[float] = []
+    trainer.on_sync = lambda step, loss: curve.append([step, loss])
+    evaluate = trainer.evaluate
+
+    def timed_evaluate(split: str, loader=None):
+        t0 = time.perf_counter()
+        out = evaluate(split, loader)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize(trainer.device)
+        if split == "val" and loader is not None:  # the per-epoch validations (not the final evaluation)
+            val.append(time.perf_counter() - t0)
+        return out
+
+    trainer.evaluate = timed_evaluate
+    trainer.fit()
+    hist = trainer.state.history
+    per_epoch = len(trainer.splits["train"])
+    steady = [r["epoch_seconds"] for r in hist[1:]] or [hist[0]["epoch_seconds"]]  # epoch 1: capture, compile
+    ips = per_epoch * len(steady) / sum(steady)
+    n_val = len(trainer.splits["val"])
+    val_ips = n_val * len(val[1:] or val) / sum(val[1:] or val)
+    write_json(Path(job["result"]), {
+        "images": per_epoch, "epochs": len(hist), "images_per_s": ips, "first_epoch_s": hist[0]["epoch_seconds"],
+        "val_images": n_val, "val_images_per_s": val_ips, "workers": trainer.workers, "curve": curve,
+        "train_loss": [r["train_loss"] for r in hist], "val_mauc": [r["val_mAUC"] for r in hist]})
+
+
+def engine_run(args: argparse.Namespace, work: Path, label: str, item: dict) -> dict:
+    """One engine row in a child process (engine_child); images/s and the projected paper-protocol wall time."""
+    name = label.replace(" ", "_")
+    spec, result = args.out / f"{name}.job.json", args.out / f"{name}.result.json"
+    result.unlink(missing_ok=True)
+    write_json(spec, {"sets": engine_sets(args, work, name, item), "result": str(result)})
     t0 = time.perf_counter()
-    proc = subprocess.run([py, "-m", "ctranscnn", "train", "--config", "configs/paper_nih.yaml", "--set", *sets],
-                          capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    (out / f"{name}.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
+    proc = subprocess.run([sys.executable, __file__, "--engine-child", str(spec)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    (args.out / f"{name}.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
     if proc.returncode:
-        return {"amp": amp, "error": proc.stderr[-2000:]}
-    manifest = json.loads((work / "runs" / name / "manifest.json").read_text())
-    metrics = json.loads((work / "runs" / name / "metrics.json").read_text())
-    ips = manifest["images_per_s"]
-    return {"amp": amp, "deterministic": deterministic, "images": manifest["dataset"]["sizes"]["train"], "images_per_s": ips, "process_wall_s": round(wall, 1),
-            "paper_protocol_hours": PAPER_IMAGES / ips / 3600, "train_wall_s": manifest.get("wall_time_s"),
-            "total_wall_s": manifest.get("total_wall_time_s"), "test_mauc_after_one_epoch": metrics["last"]["test"]["mAUC"]}
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+    res = json.loads(result.read_text())
+    hours = (PAPER_IMAGES / res["images_per_s"] + PAPER_VAL_IMAGES / res["val_images_per_s"]) / 3600
+    return {"label": label, "sets": item, "amp": item.get("train.amp", "none"),
+            "deterministic": item.get("train.deterministic", "warn"), **res,
+            "process_wall_s": round(time.perf_counter() - t0, 1),
+            "paper_protocol_hours": PAPER_IMAGES / res["images_per_s"] / 3600, "paper_wall_hours": hours}
+
+
+def best_bench(report: dict, amp: str) -> float | None:
+    """The best bench images/s at the paper's batch 32 of a precision ('bf16' or not)."""
+    rates = [b["images_per_s"] for b in report["bench"]
+             if b["batch"] == report["bench_batch"] and b["options"]["bf16"] == (amp == "bf16")]
+    return max(rates) if rates else None
+
+
+def curve_difference(a: dict, b: dict) -> dict:
+    """Max relative difference of two engine rows' loss curves at the steps both read."""
+    ref = {int(s): v for s, v in b["curve"]}
+    diffs = [(abs(v - ref[int(s)]) / max(abs(ref[int(s)]), 1e-30), int(s)) for s, v in a["curve"] if int(s) in ref]
+    worst = max(diffs, default=(float("nan"), 0))
+    return {"a": a["label"], "b": b["label"], "points": len(diffs), "max_rel": worst[0], "at_step": worst[1],
+            "every": CURVE_EVERY}
+
+
+def summarise_engine(report: dict) -> None:
+    """Ratios to the best bench figure and the loss-curve comparisons, from the rows measured so far."""
+    rows = {e["label"]: e for e in report["engine"] if "curve" in e}
+    for e in report["engine"]:
+        best = best_bench(report, e["amp"])
+        e["bench_best"] = best
+        e["ratio_to_bench"] = e["images_per_s"] / best if best else None
+    report["curves"] = [curve_difference(rows[a], rows[b]) for a, b in
+                        (("engine fp32 fast graph", "engine fp32 faithful eager"),
+                         ("engine bf16 fast graph", "engine fp32 fast graph"),
+                         ("engine bf16 fast graph", "engine fp32 faithful eager")) if a in rows and b in rows]
 
 
 def run_item(args: argparse.Namespace, work: Path, label: str, item) -> dict:
     if label == "graph numerics":
         return graph_numerics(args.device, **item)
     if label.startswith("engine"):
-        return engine_run(args, args.out, work, **item, n_phantom=64 if args.quick else 2400)
+        return engine_run(args, work, label, item)
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()  # each row reports its own peak
@@ -234,11 +324,29 @@ def render(paths: list[Path], md: Path) -> None:
             "| run | amp | deterministic | train images | images/s | paper protocol h |", "|---|---|---|---|---|---|"]
     for p, r in runs:
         for e in r["engine"]:
+            if "label" in e:  # issue 18's rows: below
+                continue
             if "error" in e:
                 out.append(f"| {p.stem} | {e['amp']} | | | failed | |")
             else:
                 out.append(f"| {p.stem} | {e['amp']} | {e.get('deterministic', True)} | {e['images']} | "
                            f"{e['images_per_s']:.0f} | {e['paper_protocol_hours']:.1f} |")
+    rows = [(p, e) for p, r in runs for e in r["engine"] if "label" in e]
+    if rows:
+        out += ["", "Engine rows of issue 18 (the Trainer on configs/paper_nih.yaml, batch 32, loader workers 'auto', "
+                f"loss read every {CURVE_EVERY} steps, validation every epoch; images/s without the first epoch): "
+                "'of bench' = images/s / the best bench figure of the same precision; 'paper h' = 300 x 46,563 "
+                "training images + 300 x 3,624 validation images at the measured rates.", "",
+                "| run | configuration | deterministic | workers | images/s | of bench | val images/s | paper h |",
+                "|---|---|---|---|---|---|---|---|"]
+        for p, e in rows:
+            ratio = "" if e.get("ratio_to_bench") is None else f"{e['ratio_to_bench']:.2f}"
+            out.append(f"| {p.stem} | {e['label']} | {e['deterministic']} | {e['workers']} | "
+                       f"{e['images_per_s']:.0f} | {ratio} | {e['val_images_per_s']:.0f} | "
+                       f"{e['paper_wall_hours']:.2f} |")
+        out += ["", "Loss curves (means of the training loss over the same 8-step windows):", ""]
+        out += [f"- `{p.stem}` {c['a']} vs {c['b']}: max relative difference {c['max_rel']:.2e} (step "
+                f"{c['at_step']}, {c['points']} windows)" for p, r in runs for c in r.get("curves", [])]
     out += ["", "Numerics on the GPU (TF32 off):", ""]
     for p, r in runs:
         if r.get("numerics"):
@@ -264,7 +372,11 @@ def main() -> int:
     p.add_argument("--device", default="cuda")
     p.add_argument("--only", nargs="*", default=[], help="run only the items whose label contains one of these")
     p.add_argument("--quick", action="store_true", help="toy sizes, to check this script on CPU")
+    p.add_argument("--engine-child", type=Path, help=argparse.SUPPRESS)  # internal: one engine row (engine_run)
     args = p.parse_args()
+    if args.engine_child:
+        engine_child(args.engine_child)
+        return 0
     if args.render:
         render(args.render, args.md)
         return 0
@@ -281,6 +393,7 @@ def main() -> int:
         "cudnn_benchmark": torch.backends.cudnn.benchmark, "paper_images": PAPER_IMAGES,
         "command": " ".join(sys.argv), "commit": git_commit(),
         "fast_switches": sorted(fast_switches("ctranscnn_tiny")), "numerics": None, "bench": [], "engine": [], "skipped": [],
+        "bench_batch": 4 if args.quick else 32, "curves": [],
     }
     print(f"{report['device']}, torch {report['torch']}, TF32 {report['tf32']}", flush=True)
     report["numerics"] = numerics(args.device, 64 if args.quick else 224, 2 if args.quick else 8)
@@ -307,7 +420,10 @@ def main() -> int:
             print(f"graph numerics: {res}", flush=True)
         elif label.startswith("engine"):
             report["engine"].append(res)
-            print(f"engine {item}: {res}", flush=True)
+            summarise_engine(report)
+            ratio = "" if res["ratio_to_bench"] is None else f"  {res['ratio_to_bench']:.2f} of bench"
+            print(f"{label:30s} {res['images_per_s']:7.1f} img/s{ratio}  val {res['val_images_per_s']:7.1f} img/s  "
+                  f"{res['workers']} workers  paper protocol {res['paper_wall_hours']:5.2f} h", flush=True)
         else:
             res["label"] = label
             res["paper_protocol_hours"] = PAPER_IMAGES / res["images_per_s"] / 3600

@@ -57,7 +57,9 @@ class DataConfig:
     fractions: tuple[float, float, float] | None = None
     image_size: int = 224  # square resize, bicubic, aspect ratio not kept (the authors' pipeline)
     hflip: bool = True  # random horizontal flip p=0.5 in training: the authors' only augmentation
-    num_workers: int = 2
+    # loader worker processes, or 'auto' (engine.setup.auto_workers: enough workers for the GPU's measured
+    # training rate at the per-worker rate timed from the decode cache; 0 on CPU)
+    num_workers: int | str = 2
     cache_dir: str = ""  # decoded-image cache ('' = none)
     # 0 = whole split; otherwise a seeded random subset of that many images (CPU profiles)
     limit_train: int = 0
@@ -88,7 +90,19 @@ class ScheduleConfig:
 class TrainConfig:
     batch_size: int = 32  # global batch (split over DDP ranks)
     seed: int = 0
-    deterministic: bool = True
+    # strict: torch.use_deterministic_algorithms(True) (an op without a deterministic kernel is an error),
+    #   CUBLAS_WORKSPACE_CONFIG=:4096:8 set before CUDA starts, cuDNN deterministic; bitwise repeatable on one GPU.
+    # warn (default; YAML/--set `true`): the same settings, but ops without a deterministic kernel only warn, so
+    #   the run is NOT bitwise repeatable on CUDA. Of CTransCNN's ops (torch's list: the docs of
+    #   torch.use_deterministic_algorithms) only one is nondeterministic there: the backward of F.interpolate
+    #   bilinear (T2C's upsampling to the feature map; atomicAdd), which strict replaces by two matmuls
+    #   (models.ctranscnn.bilinear_as_matmul, same function). Its pooling is not on the list (head: mean; C2T:
+    #   avg_pool2d; an adaptive average pool to 1 x 1 is computed by torch as a mean); a model with another op
+    #   of the list stops under strict with torch's error naming it. warn stays the CUDA default because no
+    #   faster exact setting has been measured yet (issue 18; results/gpu/README.md). CPU kernels are
+    #   deterministic in every mode.
+    # off (`false`): no determinism settings, cudnn.benchmark on (fastest; cuDNN may pick other algorithms).
+    deterministic: str = "warn"
     device: str = "auto"  # auto | cpu | cuda
     # torch intra-op threads (0 = torch's default). The CPU profiles use 1: on this project's 2-core (virtualised)
     # machines two OpenMP threads trained ctranscnn_mini 30x slower (3 vs 88 images/s) as soon as one other
@@ -97,6 +111,14 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 on CUDA only)
     channels_last: bool = False
     compile: bool = False
+    # CUDA only: the training step (forward, loss, backward, AdamW with capturable=True) captured once as a CUDA
+    # graph (ctranscnn.bench.capture) and replayed for every full batch; the epoch's last, smaller batch runs
+    # eagerly with the same weights and optimizer, so the recipe is unchanged. Single process, no fp16, no compile.
+    cuda_graph: bool = False
+    # read the summed training loss and the non-finite flag (both kept on the device) every this many steps:
+    # 1 waits for the GPU after every step; more lets the host run ahead. A non-finite loss stops the run at
+    # the next read, which also comes before every checkpoint and at each epoch's end.
+    sync_every: int = 1
     # CTransCNN/Conformer only: the exact speed paths (ctranscnn.models.ctranscnn.FAST_SWITCHES; same
     # parameters, same numbers up to float rounding, equality-tested in tests/test_fast_paths.py)
     fast: bool = False
@@ -161,12 +183,15 @@ _DETERMINISTIC_BOOL = {True: "warn", False: "off"}  # train.deterministic was a 
 CHOICES = {
     "profile": tuple(PROFILES), "loss.name": LOSS_NAMES, "data.dataset": DATASETS, "data.split": SPLIT_KINDS, "model.size": ("", "micro", "mini", "tiny"), "train.device": ("auto", "cpu", "cuda"),
     "train.amp": ("none", "bf16", "fp16"), "eval.single_class": ("skip", "fifty"),
-    "data.missing": MISSING,
+    "data.missing": MISSING, "train.deterministic": DETERMINISTIC,
 }
 SIZES = ("micro", "mini", "tiny")
 # Fields that change where or how fast a run happens, not its numbers: left out of the config hash.
-UNHASHED = ("train.out_dir", "train.run_name", "train.progress", "train.cpu_threads", "data.num_workers",
-            "data.cache_dir", "data.root", "data.lists")
+UNHASHED = ("train.out_dir", "train.run_name", "train.progress", "train.cpu_threads", "train.sync_every",
+            "data.num_workers", "data.cache_dir", "data.root", "data.lists")
+# Settings added after runs were recorded: hashed only when changed from these values, so that the recorded runs'
+# hashes (and their reuse by plan/grid) stay valid. train.deterministic hashes as the bool it used to be.
+_HASHED_IF_CHANGED = {"train.cuda_graph": False}
 
 
 class ConfigError(ValueError):
@@ -257,6 +282,8 @@ def set_key(cfg: Any, path: str, value: Any, source: str) -> None:
                 return  # an empty section (`model:` with every key commented out) sets nothing
             if dataclasses.is_dataclass(hint):
                 raise ConfigError(f"{source}: {where!r} is a section; set its keys ({where}.<key>)")
+            if path == "train.deterministic" and isinstance(value, bool):
+                value = _DETERMINISTIC_BOOL[value]
             value = _coerce(value, hint, f"{source}: {where}")
             if path in CHOICES and value not in CHOICES[path]:
                 raise ConfigError(f"{source}: {where} must be one of {CHOICES[path]}, got {value!r}")
@@ -335,6 +362,13 @@ def validate(cfg: RunConfig) -> None:
         (cfg.data.image_size >= 32, "data.image_size must be at least 32"),
         (cfg.train.cpu_threads >= 0, "train.cpu_threads must be >= 0"),
         (cfg.train.checkpoint_every >= 0, "train.checkpoint_every must be >= 0"),
+        (cfg.train.sync_every >= 1, "train.sync_every must be >= 1"),
+        (cfg.data.num_workers == "auto" or (isinstance(cfg.data.num_workers, int) and cfg.data.num_workers >= 0),
+         f"data.num_workers must be >= 0 or 'auto', got {cfg.data.num_workers!r}"),
+        (not (cfg.train.cuda_graph and cfg.train.device == "cpu"), "train.cuda_graph needs CUDA (train.device is cpu)"),
+        (not (cfg.train.cuda_graph and cfg.train.compile), "train.cuda_graph and train.compile exclude each other"),
+        (not (cfg.train.cuda_graph and cfg.train.amp == "fp16"),
+         "train.cuda_graph does not support train.amp fp16 (GradScaler reads its scale on the host); use bf16"),
         (min(cfg.data.limit_train, cfg.data.limit_val, cfg.data.limit_test) >= 0, "data.limit_* must be >= 0"),
         (cfg.data.fractions is None or (min(cfg.data.fractions) >= 0 and abs(sum(cfg.data.fractions) - 1) < 1e-6),
          "data.fractions must be three non-negative shares summing to 1"),
@@ -363,7 +397,10 @@ def from_dict(tree: dict, source: str = "checkpoint") -> RunConfig:
 
 def config_hash(cfg: RunConfig) -> str:
     """SHA-256 of the settings that determine a run's numbers (paths and worker counts left out)."""
-    flat = {k: v for k, v in _flatten(to_dict(cfg)).items() if k not in UNHASHED}
+    flat = {k: v for k, v in _flatten(to_dict(cfg)).items()
+            if k not in UNHASHED and not (k in _HASHED_IF_CHANGED and v == _HASHED_IF_CHANGED[k])}
+    old = {v: k for k, v in _DETERMINISTIC_BOOL.items()}
+    flat["train.deterministic"] = old.get(flat["train.deterministic"], flat["train.deterministic"])
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -42,8 +42,19 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+def build_optimizer(model: nn.Module, cfg: OptimConfig, capturable: bool = False) -> torch.optim.AdamW:
+    """AdamW on param_groups. `capturable` (CUDA graphs): step counts and the learning rate live on the device as
+    tensors, which the scheduler updates in place (LRScheduler fills a tensor lr), so a captured step sees them."""
+    if not capturable:
+        return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=torch.tensor(cfg.lr, device=device),
+                            betas=cfg.betas, eps=cfg.eps, capturable=True)
+    for group in opt.param_groups:
+        group["lr"] = torch.tensor(cfg.lr, device=device)  # one tensor per group, as for float rates
+        # a float base rate: the scheduler then computes floats and fills the tensor without reading it back
+        group["initial_lr"] = cfg.lr
+    return opt
 
 
 def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
@@ -57,3 +68,9 @@ def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, cfg: ScheduleConfig):
     """Per-iteration LambdaLR: call .step() after each optimizer step; its state_dict resumes exactly."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+
+
+def current_lr(scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:
+    """The rate of the next step of the first group, as a float (LambdaLR's own formula), without reading a
+    device tensor."""
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](scheduler.last_epoch)

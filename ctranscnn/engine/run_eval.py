@@ -7,7 +7,7 @@ from ctranscnn.engine.config import UNHASHED, ConfigError, from_dict, set_key
 from ctranscnn.engine.distributed import Dist
 from ctranscnn.engine.evaluation import predict, predictions_frame, sigmoid, split_metrics, write_predictions
 from ctranscnn.engine.rundir import RunDir
-from ctranscnn.engine.setup import load_data, split_hashes
+from ctranscnn.engine.setup import load_data, loader_workers, split_hashes
 from ctranscnn.io import write_json
 
 
@@ -32,8 +32,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best",
         raise ConfigError(f"the {split} split read from {cfg.data.root} differs from the one the run used")
     records = load_data(cfg)[split]
     dataset = ImageDataset(records, run.preprocess(which), train=False)
-    loader = build_loader(dataset, cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
-    outputs = predict(model, loader, len(records), torch.device("cpu"), Dist())
+    cpu = torch.device("cpu")
+    loader = build_loader(dataset, cfg.eval.batch_size, shuffle=False, num_workers=loader_workers(cfg, cpu, dataset))
+    outputs = predict(model, loader, len(records), cpu, Dist())
     probs = sigmoid(outputs["fused"])
     try:
         tuned = run.thresholds("tuned", which)

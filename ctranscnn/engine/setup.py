@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import random
 import subprocess
+import time
 from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
@@ -41,26 +43,65 @@ def select_device(cfg: RunConfig, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
+def seed_everything(seed: int, deterministic: str | bool = "warn") -> None:
+    """Seed Python, numpy and torch and apply train.deterministic ('strict' | 'warn' | 'off'; True/False as 'warn'/
+    'off'; what each means: TrainConfig). Every flag is set in every mode, since they are process-wide and an
+    earlier run in the same process may have set them. Call it before the first CUDA kernel: cuBLAS reads
+    CUBLAS_WORKSPACE_CONFIG when it starts."""
+    mode = {True: "warn", False: "off"}.get(deterministic, deterministic)
+    if mode not in ("strict", "warn", "off"):
+        raise ConfigError(f"train.deterministic must be strict, warn or off, got {deterministic!r}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        # Ops without a deterministic kernel warn instead of failing, so every model still runs on GPU.
+    if mode == "strict" and os.environ.get("CUBLAS_WORKSPACE_CONFIG", ":4096:8") not in (":4096:8", ":16:8"):
+        raise ConfigError(f"train.deterministic strict needs CUBLAS_WORKSPACE_CONFIG :4096:8 or :16:8, the "
+                          f"environment has {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}")
+    if mode != "off":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(mode != "off", warn_only=mode == "warn")
+    torch.backends.cudnn.benchmark = mode == "off"
+    torch.backends.cudnn.deterministic = mode != "off"
 
 
-def autocast_for(cfg: RunConfig, device: torch.device):
-    """A zero-argument context factory: torch.autocast at train.amp's dtype, or a no-op."""
+# Loader workers for data.num_workers='auto' on CUDA: the best training rate measured for the paper recipe
+# (results/gpu/gpu_check.md: ctranscnn_tiny, 224 px, batch 32, bf16, CUDA graph, H200: 625 images/s), with 50%
+# headroom so the loader never sets the pace; the per-worker rate is timed on the run's own decode cache.
+AUTO_WORKERS_TARGET_IPS = 1.5 * 625
+
+
+def auto_workers(per_worker_ips: float, target_ips: float = AUTO_WORKERS_TARGET_IPS,
+                 cpus: int | None = None) -> int:
+    """min(cpus - 1, ceil(target / per-worker rate)), at least 1: one core stays with the training process."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus - 1, math.ceil(target_ips / max(per_worker_ips, 1e-9))))
+
+
+def loader_workers(cfg: RunConfig, device: torch.device, dataset: torch.utils.data.Dataset, probe: int = 32) -> int:
+    """data.num_workers, with 'auto' resolved: 0 on CPU (the CPU profiles' choice: decoding from the cache costs
+    far less than a training step), on CUDA auto_workers of the rate at which this process reads and
+    preprocesses `probe` images of `dataset` (from its decode cache when it has one)."""
+    workers = cfg.data.num_workers
+    if workers != "auto":
+        return int(workers)
+    if device.type != "cuda" or len(dataset) == 0:
+        return 0
+    n = min(probe, len(dataset))
+    t0 = time.perf_counter()
+    for i in range(n):
+        dataset[i]
+    return auto_workers(n / max(time.perf_counter() - t0, 1e-9))
+
+
+def autocast_for(cfg: RunConfig, device: torch.device, cache: bool = True):
+    """A zero-argument context factory: torch.autocast at train.amp's dtype, or a no-op. `cache=False` for a
+    step captured in a CUDA graph: autocast's cast cache must not carry casts from one replay to the next."""
     if cfg.train.amp == "none":
         return nullcontext
     if cfg.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp 'fp16' needs CUDA; use 'bf16' on CPU")
     dtype = torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16
-    return partial(torch.autocast, device_type=device.type, dtype=dtype)
+    return partial(torch.autocast, device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def preprocess_for(cfg: RunConfig) -> PreprocessConfig:

@@ -13,6 +13,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,17 +23,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ctranscnn.bench import capture
 from ctranscnn.data.dataset import ImageDataset, build_loader
 from ctranscnn.engine import checkpoint as ckpt_io
 from ctranscnn.engine.config import UNHASHED, ConfigError, RunConfig, config_hash, from_dict, set_key, to_dict
 from ctranscnn.engine.distributed import init_distributed, shutdown
 from ctranscnn.engine.evaluation import predict, predictions_frame, sigmoid, split_metrics
-from ctranscnn.engine.optim import build_optimizer, build_scheduler
+from ctranscnn.engine.optim import build_optimizer, build_scheduler, current_lr
 from ctranscnn.engine.rundir import CHECKPOINTS, FAILED, FINISHED, INTERRUPTED, RUNNING, SPLITS, RunDir
 from ctranscnn.engine.runlock import RunLock, check_writable
 from ctranscnn.engine.sampling import EpochBatches, flip_mask
-from ctranscnn.engine.setup import (autocast_for, build_model, describe_device, load_data, preprocess_for,
-                                    seed_everything, select_device, split_hashes)
+from ctranscnn.engine.setup import (autocast_for, build_model, describe_device, load_data, loader_workers,
+                                    preprocess_for, seed_everything, select_device, split_hashes)
 from ctranscnn.losses import build_loss
 from ctranscnn.metrics import METRIC_COLUMNS, tune_thresholds
 
@@ -68,13 +70,17 @@ class Branches(nn.Module):
 class Trainer:
     def __init__(self, cfg: RunConfig, run: RunDir, resume: dict | None = None):
         self.cfg, self.run = cfg, run
+        seed_everything(cfg.train.seed, cfg.train.deterministic)  # before CUDA starts (CUBLAS_WORKSPACE_CONFIG)
         self.device = select_device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+        if cfg.train.cuda_graph and self.device.type != "cuda":
+            raise ConfigError("train.cuda_graph needs CUDA (no CUDA device is used)")
         self.dist = init_distributed(self.device)
         if cfg.train.batch_size < self.dist.world:
             raise ConfigError(f"train.batch_size {cfg.train.batch_size} is smaller than the {self.dist.world} ranks")
+        if cfg.train.cuda_graph and self.dist.enabled:
+            raise ConfigError("train.cuda_graph runs in one process only (not under DDP)")
         if cfg.train.cpu_threads:
             torch.set_num_threads(cfg.train.cpu_threads)
-        seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.splits = load_data(cfg)
         self.classes = self.splits["train"].classes
         self.hashes = split_hashes(cfg)
@@ -87,7 +93,7 @@ class Trainer:
         self.model.to(self.device)
         if cfg.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.optimizer = build_optimizer(self.model, cfg.optim, capturable=cfg.train.cuda_graph)
         self.batches = EpochBatches(len(self.splits["train"]), cfg.train.batch_size, cfg.train.seed,
                                     self.dist.rank, self.dist.world)
         self.steps_per_epoch = self.batches.num_batches
@@ -95,6 +101,9 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
         self.autocast = autocast_for(cfg, self.device)
+        self.graph = None  # (static x, static y, static loss, replay) once the step is captured (train.cuda_graph)
+        self.workers: int | None = None  # data.num_workers resolved (loader_workers)
+        self.on_sync: Callable[[int, float], None] | None = None  # called (step, mean loss since last read)
         self.loss_fn = build_loss(cfg.loss)
         self.state = TrainState()
         self._mark = time.perf_counter()  # wall-clock accounting (see save)
@@ -147,6 +156,9 @@ class Trainer:
             raise ConfigError(f"cannot resume a {ckpt['world_size']}-process run with {self.dist.world} processes")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.cfg.train.cuda_graph:  # capturable AdamW: each group's rate a tensor on the device
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state = TrainState(**ckpt["state"])
@@ -159,8 +171,9 @@ class Trainer:
         cache = Path(d.cache_dir) if d.cache_dir else None
         train_set = ImageDataset(self.splits["train"], self.preprocess, train=False, cache_dir=cache)
         # Own generator: creating an iterator must not draw from the global RNG that drop-path uses.
-        train = DataLoader(train_set, batch_sampler=self.batches, num_workers=d.num_workers,
-                           persistent_workers=d.num_workers > 0, pin_memory=self.device.type == "cuda",
+        workers = self.num_workers(train_set)
+        train = DataLoader(train_set, batch_sampler=self.batches, num_workers=workers,
+                           persistent_workers=workers > 0, pin_memory=self.device.type == "cuda",
                            generator=torch.Generator().manual_seed(self.cfg.train.seed))
         return train, self.eval_loader("val")
 
@@ -169,7 +182,89 @@ class Trainer:
         dataset = ImageDataset(self.splits[split], self.preprocess, train=False,
                                cache_dir=Path(d.cache_dir) if d.cache_dir else None)
         return build_loader(dataset, self.cfg.eval.batch_size, shuffle=False, seed=self.cfg.train.seed,
-                            num_workers=d.num_workers, distributed=self.dist.enabled)
+                            num_workers=self.num_workers(dataset), distributed=self.dist.enabled)
+
+    def num_workers(self, dataset: ImageDataset) -> int:
+        """data.num_workers, 'auto' resolved once per run on the first dataset asked for (the training split)."""
+        if self.workers is None:
+            self.workers = loader_workers(self.cfg, self.device, dataset)
+        return self.workers
+
+    # ---- one optimizer step
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
+        """One optimizer step and scheduler step on the batch (x, y) (still on the host); returns the batch's loss,
+        on the device and not yet read."""
+        cfg = self.cfg.train
+        if cfg.cuda_graph and len(x) == cfg.batch_size:
+            return self.graph_step(x, y)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            branches = self.forward(x)
+            loss = self.loss_fn({k: v.float() for k, v in branches.items()}, y)
+        # Under cuda_graph the gradients are the graph's static buffers: zeroed in place, never dropped.
+        self.optimizer.zero_grad(set_to_none=not cfg.cuda_graph)
+        self.scaler.scale(loss * weight).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
+    def graph_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The step of a full batch as a replay of the captured graph (captured on the first full batch). Single
+        process, so the batch weight is 1; the scheduler fills the optimizer's lr tensors for the next replay."""
+        if self.graph is None:
+            self.graph = self.capture_step(x, y)
+            self.graph_lrs = [group["lr"] for group in self.optimizer.param_groups]  # the tensors the graph reads
+        static_x, static_y, static_loss, replay = self.graph
+        static_x.copy_(x, non_blocking=True)
+        static_y.copy_(y, non_blocking=True)
+        replay()
+        self.scheduler.step()
+        for group, lr in zip(self.optimizer.param_groups, self.graph_lrs):
+            if group["lr"] is not lr:  # a torch whose scheduler assigns a float instead of filling the tensor
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
+        return static_loss.clone()  # the next replay overwrites static_loss
+
+    def capture_step(self, x: torch.Tensor, y: torch.Tensor):
+        """Capture the training step with ctranscnn.bench.capture. Its three warm-up steps update the weights, so
+        the model, its buffers, the optimizer state and the CUDA RNG are put back afterwards: the run's first
+        step is the first replay, as in eager training."""
+        fmt = torch.channels_last if self.cfg.train.channels_last else torch.contiguous_format
+        static_x = torch.empty(x.shape, dtype=x.dtype, device=self.device, memory_format=fmt)
+        static_x.copy_(x)
+        static_y = y.to(self.device).clone()
+        autocast, out = autocast_for(self.cfg, self.device, cache=False), {}
+
+        def step() -> None:
+            self.optimizer.zero_grad(set_to_none=False)
+            with autocast():
+                branches = self.forward(static_x)
+                loss = self.loss_fn({k: v.float() for k, v in branches.items()}, static_y)
+            loss.backward()
+            self.optimizer.step()
+            out["loss"] = loss.detach()
+
+        tensors = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
+        saved = {k: v.detach().clone() for k, v in tensors.items()}
+        saved_opt = {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+                     for p, st in self.optimizer.state.items()}
+        rng = torch.cuda.get_rng_state(self.device)
+        replay = capture(step, self.device)
+        with torch.no_grad():
+            for k, v in tensors.items():
+                v.copy_(saved[k])
+            for p, st in self.optimizer.state.items():
+                for k, v in st.items():
+                    if k in saved_opt.get(p, {}):
+                        v.copy_(saved_opt[p][k])
+                    elif torch.is_tensor(v):  # a state the warm-ups created is a fresh one: zeros (step 0)
+                        v.zero_()
+        torch.cuda.set_rng_state(rng, self.device)
+        return static_x, static_y, out["loss"], replay
 
     def train_epoch(self, loader: DataLoader, epoch: int) -> float:
         cfg, state = self.cfg, self.state
@@ -182,35 +277,39 @@ class Trainer:
                    disable=not (cfg.train.progress and self.dist.main), dynamic_ncols=True, leave=False)
         epoch_start = tick = time.perf_counter()
         images = 0
+        # Since the last read (train.sync_every): weighted loss sum and count of non-finite losses, on the device
+        # in float64 (read after every step, the sums equal those of Python floats), and the images.
+        pending = torch.zeros(2, dtype=torch.float64, device=self.device)
+        first, pending_images = state.step + 1, 0
         for b, (x, y, idx) in enumerate(loader, start):
-            self.last_lr = lr = self.optimizer.param_groups[0]["lr"]
+            self.last_lr = lr = current_lr(self.scheduler)
             flip = flips[idx]
             x[flip] = x[flip].flip(-1)  # the authors' RandomFlip, after resize
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if cfg.train.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             weight = self.batches.weight(b)
-            with self.autocast():
-                branches = self.forward(x)
-                loss = self.loss_fn({k: v.float() for k, v in branches.items()}, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss * weight).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
+            loss = self.step(x, y, weight)
             state.step += 1
             n_global = len(self.batches.batch(b))
-            loss_sum, bad = self.dist.sum([loss.item() * weight * n_global / self.dist.world,
-                                           float(not torch.isfinite(loss))])
-            if bad:
-                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, step {state.step} "
-                                         f"(lr {lr:.3g}); the last good state is in {self.run.checkpoint_dir}")
-            state.epoch_loss = [state.epoch_loss[0] + loss_sum, state.epoch_loss[1] + n_global]
+            pending += torch.stack([loss.double() * weight * n_global / self.dist.world,
+                                    (~torch.isfinite(loss)).double()])
             images += n_global
+            pending_images += n_global
             bar.update(1)
+            checkpoint = bool(cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0)
+            if not (checkpoint or b == self.steps_per_epoch - 1 or state.step - first + 1 >= cfg.train.sync_every):
+                continue
+            loss_sum, bad = self.dist.sum(pending.tolist())  # the host waits for the device here only
+            if bad:
+                steps = f"step {state.step}" if first == state.step else f"steps {first}-{state.step}"
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, {steps} "
+                                         f"(lr {lr:.3g}); the last good state is in {self.run.checkpoint_dir}")
+            state.epoch_loss = [state.epoch_loss[0] + loss_sum, state.epoch_loss[1] + pending_images]
             rate = images / max(time.perf_counter() - tick, 1e-9)
-            bar.set_postfix(loss=f"{loss_sum / n_global:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
-            if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0:
+            bar.set_postfix(loss=f"{loss_sum / pending_images:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+            if self.on_sync is not None:
+                self.on_sync(state.step, loss_sum / pending_images)
+            pending.zero_()
+            first, pending_images = state.step + 1, 0
+            if checkpoint:
                 state.train_seconds += time.perf_counter() - tick
                 state.train_images += images
                 tick, images = time.perf_counter(), 0

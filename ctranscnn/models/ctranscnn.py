@@ -16,6 +16,7 @@ literature; here each has one name:
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
@@ -201,9 +202,38 @@ def upsample_map(r: torch.Tensor, up: int, iim: tuple[nn.Conv2d, nn.Conv2d] | No
     size = (r.shape[-2] * up, r.shape[-1] * up)
     if iim is None:
         return F.interpolate(r, size=size)
-    r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
+    if r.is_cuda and torch.are_deterministic_algorithms_enabled() and not \
+            torch.is_deterministic_algorithms_warn_only_enabled():
+        r = bilinear_as_matmul(r, up)  # train.deterministic strict: CUDA's bilinear backward has no such kernel
+    else:
+        r = F.interpolate(r, size=size, mode="bilinear", align_corners=False)
     conv2, conv3 = iim
     return r + torch.sigmoid(conv3(F.relu(conv2(r))))
+
+
+@functools.lru_cache(maxsize=64)
+def bilinear_matrix(n: int, up: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n * up) x n weights of F.interpolate's bilinear upsampling by `up` along one axis (align_corners=False):
+    output o reads source (o + 0.5) / up - 0.5, clamped at 0, between its two neighbours. Cached: built once per
+    shape, so a CUDA-graph capture finds it on the device."""
+    src = ((torch.arange(n * up, dtype=torch.float64) + 0.5) / up - 0.5).clamp(min=0)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = src - lo
+    m = torch.zeros(n * up, n, dtype=torch.float64)
+    rows = torch.arange(n * up)
+    m.index_put_((rows, lo), 1 - frac, accumulate=True)
+    m.index_put_((rows, hi), frac, accumulate=True)
+    return m.to(device, dtype)
+
+
+def bilinear_as_matmul(r: torch.Tensor, up: int) -> torch.Tensor:
+    """F.interpolate(r, scale `up`, 'bilinear') as two matmuls, whose backward is deterministic on CUDA
+    (the same function up to float rounding)."""
+    h, w = r.shape[-2:]
+    mh = bilinear_matrix(h, up, r.device, r.dtype)
+    mw = bilinear_matrix(w, up, r.device, r.dtype)
+    return torch.matmul(torch.matmul(mh, r), mw.t())
 
 
 class Attention(nn.Module):
