@@ -139,7 +139,9 @@ def graph_numerics(device: str, size: int, batch: int, replays: int = 3) -> dict
 
 
 def plan_items(quick: bool) -> list[tuple[str, dict, float]]:
-    """(label, item, estimated seconds) in order of importance: bench rows (BenchSpec fields) and engine runs."""
+    """(label, item, estimated seconds) in order of importance: bench rows (BenchSpec fields) and engine runs
+    (--set values). Within 450 s everything up to the graph numerics fits; the compile rows (minutes of
+    compilation each) come last and need a second run (`--only compile`) when the first leaves no time."""
     size, b, big = (64, 4, 8) if quick else (224, 32, 128)
     common = {"model": "ctranscnn_tiny", "size": size, "mode": "train", "warmup": 3, "repeats": 10}
     fast = {"fast": True, "channels_last": True}
@@ -152,7 +154,6 @@ def plan_items(quick: bool) -> list[tuple[str, dict, float]]:
     return [
         ("fast+cl bf16 graph", {**common, "batch": b, **fast, "bf16": True, **graph}, 30),
         ("fast+cl fp32 graph", {**common, "batch": b, **fast, **graph}, 30),
-        ("faithful fp32", {**common, "batch": b}, 30),
         ("engine bf16 fast graph", {**bf16, **eng_graph, **curve}, 50),
         ("engine fp32 faithful eager", {"train.fast": False, **curve}, 70),
         ("engine fp32 fast graph", {**eng_graph, **curve}, 55),
@@ -160,6 +161,7 @@ def plan_items(quick: bool) -> list[tuple[str, dict, float]]:
         ("engine bf16 fast eager off", {**bf16, **eng_fast, **short, "train.deterministic": "off"}, 35),
         ("engine bf16 fast eager strict", {**bf16, **eng_fast, **short, "train.deterministic": "strict"}, 35),
         ("engine bf16 fast graph strict", {**bf16, **eng_graph, **short, "train.deterministic": "strict"}, 30),
+        ("faithful fp32", {**common, "batch": b}, 30),
         ("graph numerics", {"size": size, "batch": 2 if quick else 8}, 20),
         ("engine bf16 fast compile", {**bf16, **eng_fast, **short, "train.compile": True}, 150),
         ("fast+cl bf16", {**common, "batch": b, **fast, "bf16": True, "ref_same": True}, 30),

@@ -100,7 +100,9 @@ class TrainConfig:
     #   avg_pool2d; an adaptive average pool to 1 x 1 is computed by torch as a mean); a model with another op
     #   of the list stops under strict with torch's error naming it. warn stays the CUDA default because no
     #   faster exact setting has been measured yet (issue 18; results/gpu/README.md). CPU kernels are
-    #   deterministic in every mode.
+    #   deterministic in every mode. Costs of strict and warn beyond the kernels chosen: torch fills every new
+    #   empty tensor (torch.utils.deterministic.fill_uninitialized_memory), and scaled_dot_product_attention
+    #   (fast_attention) must pick a deterministic backward; unmeasured on a GPU so far.
     # off (`false`): no determinism settings, cudnn.benchmark on (fastest; cuDNN may pick other algorithms).
     deterministic: str = "warn"
     device: str = "auto"  # auto | cpu | cuda
