@@ -294,7 +294,7 @@ def test_check_expects_the_paper_profiles_outputs_and_dry_run_marks(tmp_path, ca
     from ctranscnn.report.check import PAPER, expected_files, main
 
     results, figures = tmp_path / "results", tmp_path / "figures"
-    files = expected_files(results, figures, *PAPER, preflight=True)
+    files = expected_files(results, figures, *PAPER, preflight=True, quirks=True)  # the paper profile runs quirks
     names = {f.name for f in files}
     assert {"04_comparison_nih.csv", "04_comparison_ranzcr.csv", "03_ablation_ranzcr.md", "05_gradcam_nih.png",
             "02_split_effect_ranzcr.tex", "02_main_results_tcmtd.md", "preflight.md"} <= names
@@ -386,3 +386,11 @@ def test_chestmnist_run_trains_on_the_arrays_at_the_files_size(tmp_path):
     assert manifest["config"]["data"]["image_size"] == 64
     assert manifest["dataset"]["sizes"] == {"train": 12, "val": 5, "test": 7}
     assert manifest["classes"] == list(NIH_CLASSES)
+
+
+def test_dry_run_labels_its_data_as_phantoms(tmp_path, dry_data):
+    real = dry_ctx(tmp_path, dry_data)
+    dry = dry_ctx(tmp_path, dry_data, dry_run=True)
+    assert [d.description for d in real.datasets][0] == "real NIH ChestX-ray14"
+    assert all(d.description.startswith("phantom data in the layout of") and "(dry run)" in d.description
+               for d in dry.datasets)

@@ -101,7 +101,7 @@ class NotebookContext:
                     raise FileNotFoundError(f"{name.upper()}_ROOT={root}: not a folder")
                 else:
                     own = lists / sub if lists is not None and (lists / sub).is_dir() else lists
-                    ctx.datasets.append(DatasetSource(name, name, Path(root), desc, own, paper_key,
+                    ctx.datasets.append(DatasetSource(name, name, Path(root), ctx.described(desc), own, paper_key,
                                                       missing=(nih_missing or "error") if name == "nih" else "error"))
         else:
             for name, (kind, desc, paper_key, has_lists) in PHANTOMS.items():
@@ -114,11 +114,15 @@ class NotebookContext:
         if chestmnist:
             ctx.datasets.append(chestmnist_source(Path(chestmnist)))
         if tcmtd_list:
-            ctx.datasets.append(DatasetSource("tcmtd", "list", Path(tcmtd_list), "private TCMTD tongue images",
-                                              Path(tcmtd_list)))
+            ctx.datasets.append(DatasetSource("tcmtd", "list", Path(tcmtd_list),
+                                              ctx.described("private TCMTD tongue images"), Path(tcmtd_list)))
         else:
             ctx.skip("tcmtd", "TCMTD (tongue images) is private; TCMTD_LIST unset")
         return ctx
+
+    def described(self, desc: str) -> str:
+        """A real dataset's description; in a dry run, what the data really is (phantoms in that layout)."""
+        return f"phantom data in the layout of {desc} (dry run)" if self.dry_run else desc
 
     def split_for(self, ds: DatasetSource) -> str | None:
         """The requested split if `ds` has it, else its leak-free fallback (recorded), else None.
