@@ -167,3 +167,47 @@ def test_strict_modes_bilinear_upsampling_is_f_interpolate():
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
         torch.testing.assert_close(torch.autograd.grad(got, r, grad)[0], torch.autograd.grad(want, r, grad)[0],
                                    rtol=0, atol=1e-12)
+
+
+def test_graph_path_logic_equals_eager_training(fixture_config, monkeypatch):
+    """train.cuda_graph's engine logic on CPU, with the capture replaced by eager replays: the warm-ups are undone
+    (weights, BN buffers, optimizer state, RNG), the scheduler fills the optimizer's lr tensors, the short last
+    batch runs eagerly; the history must equal eager training's. (CPU has no capturable AdamW: the stand-in drops
+    the flag and keeps the tensor learning rates.)"""
+    import ctranscnn.engine.trainer as trainer_mod
+    from ctranscnn.engine.optim import build_optimizer, build_scheduler
+
+    adamw = torch.optim.AdamW
+
+    class CpuAdamW(adamw):
+        def __init__(self, *args, capturable: bool = False, **kwargs):
+            super().__init__(*args, foreach=False, **kwargs)
+
+    def eager_capture(step, device):
+        for _ in range(3):  # bench.capture's warm-ups
+            step()
+        return step
+
+    eager, _ = fit(fixture_config, "graph_ref")
+    monkeypatch.setattr(torch.optim, "AdamW", CpuAdamW)
+    monkeypatch.setattr(trainer_mod, "capture", eager_capture)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
+    captured = []
+
+    def as_graph(trainer: Trainer) -> None:
+        trainer.cfg.train.cuda_graph = True  # past the CUDA check of __init__
+        trainer.optimizer = build_optimizer(trainer.model, trainer.cfg.optim, capturable=True)
+        trainer.scheduler = build_scheduler(trainer.optimizer, trainer.total_steps, trainer.cfg.schedule)
+        capture_step = trainer.capture_step
+        trainer.capture_step = lambda x, y: captured.append(len(x)) or capture_step(x, y)
+
+    graph, _ = fit(fixture_config, "graph_cpu", patch=as_graph)
+    assert captured == [16]  # captured once, on a full batch
+    assert torch.is_tensor(graph.optimizer.param_groups[0]["lr"])
+    assert float(graph.optimizer.param_groups[0]["lr"]) == pytest.approx(graph.last_lr * graph.scheduler.lr_lambdas[0](
+        graph.state.step) / graph.scheduler.lr_lambdas[0](graph.state.step - 1), rel=1e-6)
+    for a, b in zip(eager.state.history, graph.state.history):
+        for key in a:
+            if key != "epoch_seconds":  # fp32 lr tensors against float rates: rounding only
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key

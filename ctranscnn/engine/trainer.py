@@ -101,7 +101,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.amp == "fp16")
         self.autocast = autocast_for(cfg, self.device)
-        self.graph = None  # (static x, static y, static loss, replay) once the step is captured (train.cuda_graph)
+        self.graph = None  # (static x, static y, {'loss': static loss}, replay) once captured (train.cuda_graph)
         self.workers: int | None = None  # data.num_workers resolved (loader_workers)
         self.on_sync: Callable[[int, float], None] | None = None  # called (step, mean loss since last read)
         self.loss_fn = build_loss(cfg.loss)
@@ -218,7 +218,7 @@ class Trainer:
         if self.graph is None:
             self.graph = self.capture_step(x, y)
             self.graph_lrs = [group["lr"] for group in self.optimizer.param_groups]  # the tensors the graph reads
-        static_x, static_y, static_loss, replay = self.graph
+        static_x, static_y, out, replay = self.graph
         static_x.copy_(x, non_blocking=True)
         static_y.copy_(y, non_blocking=True)
         replay()
@@ -227,7 +227,7 @@ class Trainer:
             if group["lr"] is not lr:  # a torch whose scheduler assigns a float instead of filling the tensor
                 lr.fill_(float(group["lr"]))
                 group["lr"] = lr
-        return static_loss.clone()  # the next replay overwrites static_loss
+        return out["loss"].clone()  # the captured loss tensor, which the next replay overwrites
 
     def capture_step(self, x: torch.Tensor, y: torch.Tensor):
         """Capture the training step with ctranscnn.bench.capture. Its three warm-up steps update the weights, so
@@ -264,7 +264,7 @@ class Trainer:
                     elif torch.is_tensor(v):  # a state the warm-ups created is a fresh one: zeros (step 0)
                         v.zero_()
         torch.cuda.set_rng_state(rng, self.device)
-        return static_x, static_y, out["loss"], replay
+        return static_x, static_y, out, replay
 
     def train_epoch(self, loader: DataLoader, epoch: int) -> float:
         cfg, state = self.cfg, self.state
