@@ -2,8 +2,9 @@
 
 Owns `BenchSpec` (what to run), the step construction (train: forward, the authors' loss, backward, AdamW step;
 infer: forward under torch.inference_mode), CUDA-graph capture, FLOP counting, peak memory and `measure`, which
-times them. Clients: `python -m ctranscnn bench` (ctranscnn/commands/bench.py: arguments and printing) and the
-scripts in benchmarks/. Ground floor: it imports the models and losses, nothing from engine, report or commands.
+times them. Clients: `python -m ctranscnn bench` (ctranscnn/commands/bench.py: arguments and printing), the
+scripts in benchmarks/ and the engine's train.cuda_graph (`capture`). Ground floor: it imports the models and
+losses, nothing from engine, report or commands.
 
 Both models run the same step on the same random batch, with the same threads. Steps alternate model / resnet50 so
 that load from other processes hits both alike; after `warmup` pairs, the medians of `repeats` pairs are
