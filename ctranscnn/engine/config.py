@@ -11,8 +11,8 @@ Profiles are the one place where run sizes are chosen:
   ablation variants, Conformer and the image-level split side on cxr14-phantom with 3 seeds each (the rows the
   claims rest on), CTransCNN on the other two phantoms and 9 baselines with one seed. 128 px, so that every
   transformer sees an 8 x 8 token grid (CTransCNN/Conformer: /4 stem, then /4 tokens; ViT/DeiT: patch 16);
-  the `mini` presets are sized for it (ctranscnn_mini ~56 images per CPU-second in training at 128 px,
-  single thread; conformer_mini ~83, timm *_mini baselines 47-115). 3 epochs x 896 images, validation on
+  the `mini` presets are sized for it (ctranscnn_mini ~48 images per CPU-second in training at 128 px,
+  single thread; conformer_mini ~70, timm *_mini baselines 40-100). 3 epochs x 896 images, validation on
   200 images every epoch; up to 2,400 test images (cxr14-phantom; cxr11 600, tongue 300: their test
   splits), so that a bootstrap 95% CI of the mean AUC is <= 4 points wide on cxr14 (measured at 1,200 test
   images: 4.6-5.7 at mean AUC 64-62, 4.0 at 75; width ~ 1/sqrt(n)) and <= 5 on the others. Warmup: one epoch
