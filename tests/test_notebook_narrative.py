@@ -141,3 +141,17 @@ def test_radar_sentence_counts_wins_and_names_unscorable_classes():
     assert N.describe("fig_radar", t) == ("a has the highest AUC on 2 of 3 scorable classes; the models differ most "
                                           "on z (15.0 points between best and worst) and least on y (1.0). Not "
                                           "scorable on this test set (marked on the chart): w.")
+
+
+def test_leakage_sentence_on_the_tables_datastats_writes():
+    from ctranscnn.report.datastats import leakage_table
+
+    leaky = leakage_table({"patients_shared": {"train-val": 0, "train-test": 3, "val-test": 0},
+                           "box_images_in_train": 79})
+    assert N.describe_leakage(leaky).startswith("Patients shared between splits: train-test 3")
+    clean = leakage_table({"patients_shared": {"train-val": 0, "train-test": 0, "val-test": 0},
+                           "box_images_in_train": None})
+    assert "leak-free" in N.describe_leakage(clean)
+    # a list dataset has no patient ids: the counts are words, not numbers
+    unknown = leakage_table({"patients_shared": {"train-val": None, "train-test": None, "val-test": None}})
+    assert "no patient ids" in N.describe_leakage(unknown)

@@ -136,7 +136,10 @@ def describe_cardinality(t: pd.DataFrame) -> str:
 
 def describe_leakage(t: pd.DataFrame) -> str:
     pairs = t[t["pair"].str.contains("-") & ~t["pair"].str.contains("images")]
-    shared = pairs[pairs["count"] > 0]
+    counts = pd.to_numeric(pairs["count"], errors="coerce")  # "unknown (no patient ids)" where a set has none
+    if counts.isna().all():
+        return "This dataset has no patient ids, so leakage between its splits cannot be measured."
+    shared = pairs[counts > 0]
     if shared.empty:
         return "No patient has images in two splits: the split is leak-free."
     return "Patients shared between splits: " + ", ".join(f"{r.pair} {int(r.count)}" for r in shared.itertuples()) \
