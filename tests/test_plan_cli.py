@@ -18,13 +18,15 @@ def tcmtd(tmp_path_factory):
     return root
 
 
-def args(tcmtd, *more: str) -> list[str]:
-    return ["--profile", "smoke", "--tcmtd-list", str(tcmtd), "--runs-dir", str(tcmtd.parent / "runs"),
+def args(tcmtd, *more: str, profile: str = "smoke") -> list[str]:
+    return ["--profile", profile, "--tcmtd-list", str(tcmtd), "--runs-dir", str(tcmtd.parent / "runs"),
             "--data-dir", str(tcmtd.parent / "none"), *more]
 
 
 def test_plan_lists_one_run_per_seed_with_its_command(tcmtd, capsys):
-    assert cli(["plan", *args(tcmtd, "--seeds", "0", "1", "2", "--gpus-per-run", "2", "--json", "-")]) == 0
+    # the paper profile gives every row every seed (smoke and demo keep one seed off the claim rows)
+    assert cli(["plan", *args(tcmtd, "--seeds", "0", "1", "2", "--gpus-per-run", "2", "--json", "-",
+                              profile="paper")]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["seed"] for r in records] == [0, 1, 2] and {r["status"] for r in records} == {"missing"}
     assert len({r["config_hash"] for r in records}) == 3 and all(r["used_by"] == ["train: main"] for r in records)
