@@ -26,10 +26,10 @@
 #   RUN_GPUS=1|k|all           with N GPUs: N runs at once, one per GPU (1); DDP runs over k or all GPUs
 #                              (see README "Running the paper grid"; SLURM: python -m ctranscnn grid submit)
 #   NOTEBOOKS="01_data 02_train"   run only these (default: all, in order)
-set -euo pipefail
 #   QUIRKS=1|0                 notebook 03's quirks study on / off (default: on for smoke and paper, off for the
 #                              demo, whose 30 minutes cannot hold its extra runs; QUIRKS=1 NOTEBOOKS=03_ablation
 #                              after a demo run trains only those)
+set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 PROFILE=${PROFILE:-demo}
@@ -46,9 +46,9 @@ AUTHORS_LISTS=${AUTHORS_LISTS:-}
 CHESTMNIST=${CHESTMNIST:-}
 NIH_MISSING=${NIH_MISSING:-error}
 DRY_RUN=${DRY_RUN:-}
-[[ -n $DRY_RUN && $PROFILE != paper ]] && { echo "reproduce.sh: DRY_RUN=1 needs PROFILE=paper" >&2; exit 2; }
 QUIRKS=${QUIRKS:-}
 [[ -z $QUIRKS || $QUIRKS == 0 || $QUIRKS == 1 ]] || { echo "reproduce.sh: QUIRKS must be 1 or 0 (got '$QUIRKS')" >&2; exit 2; }
+[[ -n $DRY_RUN && $PROFILE != paper ]] && { echo "reproduce.sh: DRY_RUN=1 needs PROFILE=paper" >&2; exit 2; }
 [[ -n $DRY_RUN ]] && SEEDS=${SEEDS:-0}  # one seed: the dry run checks wiring, not variance
 ALL_NOTEBOOKS="01_data 02_train 03_ablation 04_sota 05_gradcam 06_report"
 NOTEBOOKS=${NOTEBOOKS:-$ALL_NOTEBOOKS}
