@@ -93,13 +93,19 @@ if [[ -z $real_data ]]; then
 fi
 
 mkdir -p "$RESULTS_DIR/executed" "$RESULTS_DIR/runtime" "$RESULTS_DIR/tables" "$FIGURES_DIR"
-rm -f "$RESULTS_DIR/skipped.csv" "$RESULTS_DIR/fallbacks.csv"
+runtime="$RESULTS_DIR/runtime/notebooks.tsv"
 if [[ $NOTEBOOKS == "$ALL_NOTEBOOKS" ]]; then
     # A full run replaces the notebooks' outputs, so nothing stale from an earlier run reaches REPORT.md.
-    rm -f "$RESULTS_DIR"/tables/0[1-6]_* "$FIGURES_DIR"/0[1-6]_*
+    rm -f "$RESULTS_DIR"/tables/0[1-6]_* "$FIGURES_DIR"/0[1-6]_* "$RESULTS_DIR/skipped.csv" "$RESULTS_DIR/fallbacks.csv"
+    : > "$runtime"
+else
+    # A partial run (NOTEBOOKS=...) keeps the other notebooks' records and replaces its own.
+    rerun="^($(echo "$NOTEBOOKS" | xargs | tr ' ' '|'))[[:space:],]"
+    for f in "$runtime" "$RESULTS_DIR/skipped.csv" "$RESULTS_DIR/fallbacks.csv"; do
+        [[ -f $f ]] && { grep -vE "$rerun" "$f" > "$f.tmp" || true; mv "$f.tmp" "$f"; }
+    done
+    touch "$runtime"
 fi
-runtime="$RESULTS_DIR/runtime/notebooks.tsv"
-: > "$runtime"
 
 seeds_yaml="[$(echo "$SEEDS" | xargs | tr ' ' ',')]"
 if [[ $PROFILE == paper ]]; then
