@@ -30,7 +30,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     for option, var in DATA_OPTIONS.items():
         p.add_argument(f"--{option.replace('_', '-')}", default=os.environ.get(var, DEFAULTS.get(option, "")),
                        help=f"default: ${var} or {DEFAULTS.get(option, 'unset')!r}")
-    p.add_argument("--seeds", nargs="+", type=int, help="default: $SEEDS, else 0 1 2 (paper) or 0")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="default: $SEEDS, else reproduce.sh's (0 1 in smoke, 0 1 2 otherwise)")
     p.add_argument("--datasets", nargs="+", metavar="NAME", help="only these datasets (nih, ranzcr, tcmtd, "
                    "cxr14-phantom, ...; default: every dataset found)")
     p.add_argument("--notebooks", nargs="+", choices=NOTEBOOKS, default=list(NOTEBOOKS))
@@ -50,8 +51,11 @@ def grid_from_args(args: argparse.Namespace):
     from ctranscnn.report.grid import grid_runs
     from ctranscnn.report.plan import planned_runs
 
-    seeds = args.seeds or [int(s) for s in os.environ.get("SEEDS", "0 1 2" if args.profile == "paper" else "0")
-                           .replace(",", " ").split()]
+    from ctranscnn.report.plan import DEFAULT_SEEDS
+
+    env = os.environ.get("SEEDS")
+    seeds = args.seeds or ([int(s) for s in env.replace(",", " ").split()] if env
+                           else list(DEFAULT_SEEDS[args.profile]))
     params = {k: getattr(args, k) for k in DATA_OPTIONS if k not in ("profile", "split", "device")}
     # Skip/fallback notes belong to the notebooks' results, and go to stderr (stdout may carry --json -).
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(sys.stderr):
