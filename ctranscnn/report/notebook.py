@@ -84,15 +84,19 @@ def run_status(cfg) -> str:
     return "resumed" if run.config_file.exists() else "trained now"
 
 
-def plan_table(ctx: NotebookContext, notebook: str) -> pd.DataFrame:
-    """One row per table row of the plan: model, dataset, split, seeds, profile, image size, epochs, status."""
+def plan_table(ctx: NotebookContext, notebook: str, runs: list | None = None,
+               statuses: dict | None = None) -> pd.DataFrame:
+    """One row per table row of the plan: model, dataset, split, seeds, profile, image size, epochs, status.
+    `runs` (planned_runs) and `statuses` (run folder -> run_status) are computed here unless given."""
     from ctranscnn.engine.config import resolve_model_name
     from ctranscnn.report.plan import planned_runs
 
+    runs = planned_runs(ctx, notebook) if runs is None else runs
+    statuses = statuses if statuses is not None else {p.run_dir: run_status(p.config) for p in runs}
     rows, first = [], {}  # a run serving two rows (e.g. the main row and the split table's patient row) trains once
-    for p in planned_runs(ctx, notebook):
+    for p in runs:
         cfg = p.config
-        status = f"same run as '{first[p.run_dir]}'" if p.run_dir in first else run_status(cfg)
+        status = f"same run as '{first[p.run_dir]}'" if p.run_dir in first else statuses[p.run_dir]
         first.setdefault(p.run_dir, p.label)
         rows.append({"row": p.label, "model": resolve_model_name(cfg.model), "dataset": p.dataset, "split": p.split,
                      "seed": p.seed, "profile": cfg.profile, "image size (px)": cfg.data.image_size,
@@ -131,10 +135,10 @@ def show_plan(ctx: NotebookContext, notebook: str) -> pd.DataFrame:
     from ctranscnn.engine.config import resolve_model_name
     from ctranscnn.report.plan import planned_runs
 
-    plan = plan_table(ctx, notebook)
     runs = planned_runs(ctx, notebook)
-    todo = sum(status in ("trained now", "resumed") for status in map(run_status, {p.run_dir: p.config
-                                                                                      for p in runs}.values()))
+    statuses = {p.run_dir: run_status(p.config) for p in runs}  # each run folder once
+    plan = plan_table(ctx, notebook, runs, statuses)
+    todo = sum(status in ("trained now", "resumed") for status in statuses.values())
     display(Markdown(f"#### Plan: the runs this notebook needs\n{len(plan)} table row(s), "
                      f"{len({p.run_dir for p in runs})} run(s): {todo} to train or resume now, the others reused "
                      "(finished earlier with the same config and data)."), plan)
