@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ctranscnn.data.errors import DataError, bomb_message
+from ctranscnn.data.locate import empty_file
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -107,7 +108,7 @@ def read_image(path: Path, sixteen_bit: str = "shift") -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if is_dicom(path):
             raise DataError(f"{path}: DICOM is not supported; convert it to PNG (8- or 16-bit grey) first") from None
-        empty = Path(path).is_file() and Path(path).stat().st_size == 0
+        empty = empty_file(path)
         raise DataError(f"{path}: unreadable or corrupt image ({'empty file: 0 bytes' if empty else e})") from None
 
 

@@ -27,7 +27,7 @@ import torch.nn as nn
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.data.splits import load_splits
 from ctranscnn.data.transforms import PreprocessConfig
-from ctranscnn.engine.config import ConfigError, RunConfig, resolve_model_name
+from ctranscnn.engine.config import _DETERMINISTIC_BOOL, DETERMINISTIC, ConfigError, RunConfig, resolve_model_name
 from ctranscnn.engine.distributed import Dist
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -48,8 +48,8 @@ def seed_everything(seed: int, deterministic: str | bool = "warn") -> None:
     'off'; what each means: TrainConfig). Every flag is set in every mode, since they are process-wide and an
     earlier run in the same process may have set them. Call it before the first CUDA kernel: cuBLAS reads
     CUBLAS_WORKSPACE_CONFIG when it starts."""
-    mode = {True: "warn", False: "off"}.get(deterministic, deterministic)
-    if mode not in ("strict", "warn", "off"):
+    mode = _DETERMINISTIC_BOOL.get(deterministic, deterministic)
+    if mode not in DETERMINISTIC:
         raise ConfigError(f"train.deterministic must be strict, warn or off, got {deterministic!r}")
     random.seed(seed)
     np.random.seed(seed)

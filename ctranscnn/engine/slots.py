@@ -120,10 +120,6 @@ def pool(slots: Sequence[Slot]) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(len(slots), mp_context=ctx, initializer=_pin, initargs=(queue,))
 
 
-def current_slot() -> Slot | None:
-    return _slot
-
-
 def set_slot(slot: Slot | None) -> None:
     """The slot of this (unpinned) process, for the sequential path: a CPU or single-GPU slot trains in this
     process as it is; a DDP slot launches each run as a torchrun job."""
