@@ -44,12 +44,44 @@ def plan_json(tcmtd: Path, runs: Path) -> list[dict]:
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def descendants(pid: int) -> list[int]:
-    try:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-    return children + [d for c in children for d in descendants(c)]
+def parents() -> dict[int, int]:
+    """pid -> parent pid of every process now (from /proc/*/stat, which, unlike /proc/*/children, is reliable)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[int(stat.parent.name)] = int(fields[1])
+    return out
+
+
+def kill_tree(root: int) -> list[int]:
+    """SIGKILL `root` and all its descendants, as a lost node would: freeze them first (SIGSTOP, repeated until
+    no new descendant appears), so that none forks or is reparented away between the listing and the kill."""
+    frozen: set[int] = set()
+    while True:
+        ppid, tree, todo = parents(), {root}, [root]
+        while todo:
+            pid = todo.pop()
+            children = [c for c, p in ppid.items() if p == pid and c not in tree]
+            tree.update(children)
+            todo.extend(children)
+        new = tree - frozen
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        frozen |= new
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return sorted(frozen)
 
 
 def wait_gone(pids: list[int], timeout: float = 60.0) -> None:
@@ -94,9 +126,9 @@ def test_plan_json_and_local_grid_with_a_killed_job(tcmtd, tmp_path, capsys):
     deadline = time.time() + 240
     while time.time() < deadline and not (progress.exists() and json.loads(progress.read_text())["step"] >= 2):
         time.sleep(0.02)
-    tree = [*descendants(controller), controller]
-    for pid in tree:  # a lost node: nothing gets to clean up
-        os.kill(pid, signal.SIGKILL)
+    holder = json.loads((grid_runs / name / ".lock").read_text())["pid"]  # the training process
+    tree = kill_tree(controller)  # a lost node: nothing gets to clean up
+    assert holder in tree, (holder, tree)
     os.waitpid(controller, 0)  # the controller is this process's child (local executor)
     wait_gone(tree)  # SIGKILL is asynchronous: the training's folder lock goes when its process is gone
     state = json.loads(progress.read_text())
