@@ -108,6 +108,11 @@ def fast_switches(name: str) -> dict[str, Any]:
     return dict(_entry(name).fast_switches)
 
 
+def model_config(name: str) -> Any:
+    """The registered default config of model `name` (a dataclass), or None for models registered without one."""
+    return _entry(name).config
+
+
 def create_model(name: str, num_classes: int, fast: bool = False, **overrides) -> nn.Module:
     """Build a registered model once, with randomly initialised weights (never downloads anything).
 

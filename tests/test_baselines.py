@@ -86,8 +86,10 @@ def test_input_sizes(name, hw):
 
 
 def test_vit_needs_sides_divisible_by_patch():
+    with pytest.raises(Exception, match="divisible"):  # the minis use patch 8, the paper sizes patch 16
+        create_model("vit_mini", num_classes=C)(torch.randn(1, 3, 36, 36))
     with pytest.raises(Exception, match="divisible"):
-        create_model("vit_mini", num_classes=C)(torch.randn(1, 3, 40, 40))
+        create_model("vit", num_classes=C)(torch.randn(1, 3, 40, 40))
 
 
 def test_local_timm_checkpoint_loads_into_the_trunk(tmp_path):
@@ -104,7 +106,7 @@ def test_vit_checkpoint_position_embeddings_follow_img_size(tmp_path):
     source = timm.create_model("vit_base_patch16_224", num_classes=10, **SPECS["vit_mini"].kwargs)
     torch.save({"state_dict": source.state_dict()}, tmp_path / "vit.pth")
     model = create_model("vit_mini", num_classes=3, pretrained_path=tmp_path / "vit.pth", img_size=32)
-    assert model.trunk.pos_embed.shape == (1, 1 + 2 * 2, 256)  # resampled from 14 x 14
+    assert model.trunk.pos_embed.shape == (1, 1 + 4 * 4, 256)  # patch 8: resampled from 28 x 28 to 4 x 4
     assert torch.equal(model.trunk.patch_embed.proj.weight, source.patch_embed.proj.weight)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         create_model("vit_mini", num_classes=3, pretrained_path=tmp_path / "missing.pth")

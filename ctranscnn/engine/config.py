@@ -6,18 +6,20 @@ The defaults are the authors' recipe (reference spec §5.5); configs/paper_*.yam
 Profiles are the one place where run sizes are chosen:
 * `paper`: the recipe as the authors ran it (real data, GPU): ctranscnn_tiny, 224 px, batch 32, 300 epochs.
 * `demo`: the default of reproduce.sh on phantom data, CPU with 2 cores, runs trained two at a time with one
-  torch thread each; the whole reproduce.sh (phantoms included) is planned at <= 27 minutes
-  (results/demo_budget.md: measured CPU-seconds per run and the projection). 29 runs: CTransCNN, its three
-  ablation variants, Conformer and the image-level split side on cxr14-phantom with 3 seeds each (the rows the
-  claims rest on), CTransCNN on the other two phantoms and 9 baselines with one seed. 128 px, so that every
-  transformer sees an 8 x 8 token grid (CTransCNN/Conformer: /4 stem, then /4 tokens; ViT/DeiT: patch 16);
-  the `mini` presets are sized for it (ctranscnn_mini ~48 images per CPU-second in training at 128 px,
-  single thread; conformer_mini ~70, timm *_mini baselines 40-100). 3 epochs x 896 images, validation on
-  200 images every epoch; up to 2,400 test images (cxr14-phantom; cxr11 600, tongue 300: their test
-  splits), so that a bootstrap 95% CI of the mean AUC is <= 4 points wide on cxr14 (measured at 1,200 test
-  images: 4.6-5.7 at mean AUC 64-62, 4.0 at 75; width ~ 1/sqrt(n)) and <= 5 on the others. Warmup: one epoch
-  (28 steps) instead of 6,260 iterations, which would never end in so short a run. Checkpoints at epoch ends
-  only; no loader worker processes (decoding a 128 px PNG costs ~0.6 ms, a training step ~18 ms per image).
+  torch thread each; the whole reproduce.sh (phantoms included) is budgeted at <= 30 minutes
+  (results/runtime/demo_run.md: the measured run). 29 runs: CTransCNN, its three ablation variants, Conformer
+  and the image-level split side on cxr14-phantom with 3 seeds each (the rows the claims rest on), CTransCNN on
+  the other two phantoms and 9 baselines with one seed. 64 px, and every transformer still sees an 8 x 8 token
+  grid: the `mini` presets use patch 8 (CTransCNN/Conformer: /4 stem, /2 tokens, stage 3 unstrided so IIM's
+  maps match the tokens; ViT/DeiT: patch 8; Swin: patch 4, 16 x 16). At 128 px (the previous demo size) the
+  CNN branch cost 1.6x as much for the same grid and the phantoms 4x as much to generate, which left 3 epochs
+  of 896 images, too few to learn (mean AUC ~61 on cxr14-phantom). Single-thread training cost at 64 px:
+  ctranscnn_mini ~12 ms per image, conformer_mini ~7, timm *_mini baselines 4-13. 6 epochs x 1,024 images,
+  validation on 200 images every epoch; up to 3,000 test images (cxr14-phantom; cxr11 600, tongue 300: their
+  test splits), for a bootstrap 95% CI of the mean AUC <= 4 points wide on cxr14 (measured 4.2 at 2,400 test
+  images and mean AUC 63; width ~ 1/sqrt(n)) and <= 5 on the others. Warmup: one epoch (32 steps) instead of
+  6,260 iterations, which would never end in so short a run. Checkpoints at epoch ends only; no loader worker
+  processes (decoding a 64 px PNG costs ~0.2 ms).
 * `smoke`: CI and tests, seconds per run: `micro` models, 32 px, two epochs of 64 images.
 """
 from __future__ import annotations
@@ -158,8 +160,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # profiles leave it out of the mean instead, so tiny phantom test sets do not pull the mean towards 50).
     "paper": {"eval.single_class": "fifty"},
     "demo": {
-        "model.size": "mini", "data.image_size": 128, "data.num_workers": 0, "data.limit_train": 896,
-        "data.limit_val": 200, "data.limit_test": 2400, "schedule.epochs": 3, "schedule.warmup_iters": 28,
+        "model.size": "mini", "data.image_size": 64, "data.num_workers": 0, "data.limit_train": 1024,
+        "data.limit_val": 200, "data.limit_test": 3000, "schedule.epochs": 6, "schedule.warmup_iters": 32,
         "train.batch_size": 32, "train.checkpoint_every": 0, "train.fast": True, "train.cpu_threads": 1,
         "eval.n_boot": 200,
     },
@@ -173,11 +175,11 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 # The phantom data each profile trains on when no real data is given: per phantom, (images, side in px), written
 # by `python -m ctranscnn phantom` (reproduce.sh asks `python -m ctranscnn.report.plan phantom-args PROFILE`).
-# Demo: test splits (cxr14/cxr11 patient split 20%, tongue lists 10%) of 2,400 / 600 / 300 images, for mean-AUC
+# Demo: test splits (cxr14/cxr11 patient split 20%, tongue lists 10%) of 3,000 / 600 / 300 images, for mean-AUC
 # CIs <= 4 / 5 / 5 points wide; generated at the training size. The paper profile needs real data (no phantoms).
 PHANTOM_DATA: dict[str, dict[str, tuple[int, int]]] = {
     "smoke": {"cxr14": (240, 64), "cxr11": (240, 64), "tongue": (240, 64)},
-    "demo": {"cxr14": (12000, 128), "cxr11": (3000, 128), "tongue": (3000, 128)},
+    "demo": {"cxr14": (15000, 64), "cxr11": (3000, 64), "tongue": (3000, 64)},
     "paper": {},
 }
 DETERMINISTIC = ("strict", "warn", "off")

@@ -68,14 +68,14 @@ SPECS: dict[str, _Spec] = {
     "resnet50_mini": _Spec("resnet50", _RESNET_MINI),
     "resnext50_mini": _Spec("resnext50_32x4d", dict(_RESNET_MINI, cardinality=8, base_width=8)),
     "seresnet50_mini": _Spec("seresnet50", _RESNET_MINI),
-    "vit_mini": _Spec("vit_base_patch16_224", dict(_DYNAMIC, embed_dim=256, depth=4, num_heads=4)),
+    "vit_mini": _Spec("vit_base_patch16_224", dict(_DYNAMIC, embed_dim=256, depth=4, num_heads=4, patch_size=8)),
     "swin_mini": _Spec(
         "swin_tiny_patch4_window7_224",
         dict(_DYNAMIC, embed_dim=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
     ),
     "convnext_mini": _Spec("convnext_tiny", dict(depths=(1, 1, 2, 1), dims=(32, 64, 128, 256))),
     "repvgg_mini": _Spec("repvgg_a0", dict(depths=(1, 1, 2, 1), widths=(32, 64, 128, 256))),
-    "deit_mini": _Spec("deit_tiny_patch16_224", dict(_DYNAMIC, embed_dim=192, depth=4, num_heads=3)),
+    "deit_mini": _Spec("deit_tiny_patch16_224", dict(_DYNAMIC, embed_dim=192, depth=4, num_heads=3, patch_size=8)),
 }
 
 

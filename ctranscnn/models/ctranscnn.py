@@ -42,6 +42,9 @@ class CTransCNNConfig:
     base_channels: int = 64  # stage channels = base * ratio * (1, 2, 4)
     stem_channels: int = 64  # fixed at 64 in the authors' code; smaller only for CPU demo presets
     patch_size: int = 16
+    # stride of stage 3's first block; the authors' 2. With 1, stage 3 keeps stage 2's /8 map and patch 8 gives
+    # the transformer the /8 token grid that IIM couples to it: 8 x 8 tokens at 64 px (CPU demo presets only)
+    stage3_stride: int = 2
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     drop_path_rate: float = 0.1
@@ -64,8 +67,11 @@ class CTransCNNConfig:
     def __post_init__(self) -> None:
         if self.depths % 3 or self.depths < 6:
             raise ValueError(f"depths must be a multiple of 3 and >= 6, got {self.depths}")
-        if self.patch_size % 16:
-            raise ValueError(f"patch_size must be a multiple of 16, got {self.patch_size}")
+        if self.stage3_stride not in (1, 2):
+            raise ValueError(f"stage3_stride must be 1 or 2, got {self.stage3_stride}")
+        if self.patch_size % (8 * self.stage3_stride):  # IIM's stage-3 down factor must stay a whole number
+            raise ValueError(f"patch_size must be a multiple of {8 * self.stage3_stride} with stage3_stride "
+                             f"{self.stage3_stride}, got {self.patch_size}")
         if self.embed_dims % self.num_heads:
             raise ValueError(f"embed_dims {self.embed_dims} not divisible by num_heads {self.num_heads}")
         if self.attention not in ATTENTION_MODES:
@@ -374,8 +380,9 @@ class CTransCNNBackbone(nn.Module):
             stage = (i - 2 + 1) // per_stage  # stage 0 holds blocks 2..per_stage, then per_stage blocks each
             first = i in (per_stage + 1, 2 * per_stage + 1)
             cin, cout = [(c1, c1), (c1 if first else c2, c2), (c2 if first else c3, c3)][stage]
-            block = IIMBlock(cfg, cin, cout, stride=2 if first else 1, residual_conv=first,
-                             down=self.trans_down // 2**stage, drop_path=dpr[i - 1],
+            stride = (1, 2, cfg.stage3_stride)[stage] if first else 1
+            block = IIMBlock(cfg, cin, cout, stride=stride, residual_conv=first,
+                             down=self.trans_down // (1, 2, 2 * cfg.stage3_stride)[stage], drop_path=dpr[i - 1],
                              last_fusion=i == cfg.depths)
             self.add_module(f"conv_trans_{i}", block)
         self.trans_norm = nn.LayerNorm(d)  # eps 1e-5, unlike the layers' 1e-6
@@ -454,8 +461,10 @@ class CTransCNN(nn.Module):
 # Presets. Only `tiny` exists in the authors' code; the smaller ones keep its layout at CPU-demo cost.
 PRESETS: dict[str, CTransCNNConfig] = {
     "tiny": CTransCNNConfig(),
-    # demo profile at 128 px (an 8 x 8 token grid): D 96 keeps a run near the cost of the old D-192 preset at 64 px
-    "mini": CTransCNNConfig(embed_dims=96, depths=6, num_heads=3, base_channels=16, stem_channels=16),
+    # demo profile at 64 px: patch 8 with an unstrided stage 3 gives the transformer an 8 x 8 token grid (the
+    # authors' patch 16 would leave 4 x 4); D 96 and channels 16/32/64 keep a run within the CPU budget
+    "mini": CTransCNNConfig(embed_dims=96, depths=6, num_heads=3, base_channels=16, stem_channels=16, patch_size=8,
+                            stage3_stride=1),
     "micro": CTransCNNConfig(embed_dims=64, depths=6, num_heads=2, base_channels=16, stem_channels=16),
 }
 CONFORMER = dict(mmaef=False, mbr=False, iim=False)
@@ -476,7 +485,7 @@ def ctranscnn_tiny(num_classes: int, **overrides) -> CTransCNN:
 
 @register_model(fast_switches=FAST_SWITCHES, config=PRESETS["mini"])
 def ctranscnn_mini(num_classes: int, **overrides) -> CTransCNN:
-    """CPU demo size (128 px): D=96, 3 heads, 6 layers, stem 16, stage channels 16/32/64."""
+    """CPU demo size (64 px): D=96, 3 heads, 6 layers, stem 16, stage channels 16/32/64, patch 8, stage 3 unstrided."""
     return build("mini", num_classes, **overrides)
 
 

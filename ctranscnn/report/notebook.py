@@ -244,11 +244,14 @@ def dataset_caveats(ctx: NotebookContext, ds: DatasetSource) -> list[str]:
     from ctranscnn.report.narrative import caveats
     from ctranscnn.report.plan import CTRANSCNN
 
+    from ctranscnn.registry import model_config
+
     cfg = load_config(None, {"profile": ctx.profile, "model.name": CTRANSCNN})
     size = max(ds.image_size, 32) if getattr(ds, "image_size", None) else cfg.data.image_size
-    return caveats(ds.phantom, ctx.profile, size, cfg.schedule.epochs, cfg.data.limit_train,
-                   resolve_model_name(cfg.model), ctx.seeds, dry_run=getattr(ctx, "dry_run", False),
-                   trained=ctx.prefix != "01")
+    model = resolve_model_name(cfg.model)
+    patch = cfg.model.overrides.get("patch_size", model_config(model).patch_size)
+    return caveats(ds.phantom, ctx.profile, size, cfg.schedule.epochs, cfg.data.limit_train, model, ctx.seeds,
+                   patch, dry_run=getattr(ctx, "dry_run", False), trained=ctx.prefix != "01")
 
 
 def show_section(ctx: NotebookContext, ds: DatasetSource, out: dict[str, Any] | None) -> None:

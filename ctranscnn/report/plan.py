@@ -71,7 +71,7 @@ SOTA_MODELS = ["resnet34", "resnet50", "resnext50", "seresnet50", "vit", "swin",
                "repvgg", "deit", CTRANSCNN]
 # Seeds: the rows the claims rest on (is_claim_row: these models on the ablation's and the split table's
 # datasets) get every seed; in these CPU profiles the other rows get one, which is what fits the demo's budget
-# (results/demo_budget.md). reproduce.sh's default SEEDS: "0 1 2" (demo, paper), "0 1" (smoke).
+# (results/runtime/demo_run.md). reproduce.sh's default SEEDS: "0 1 2" (demo, paper), "0 1" (smoke).
 DEFAULT_SEEDS = {"smoke": (0, 1), "demo": (0, 1, 2), "paper": (0, 1, 2)}
 CLAIM_MODELS = (CTRANSCNN, "conformer_tiny")
 ONE_SEED_ELSEWHERE = {"smoke": True, "demo": True, "paper": False}
