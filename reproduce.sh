@@ -76,9 +76,9 @@ fi
 real_data=${NIH_ROOT}${RANZCR_ROOT}${TCMTD_LIST}${CHESTMNIST}
 if [[ -z $real_data ]]; then
     [[ $PROFILE == paper ]] && die "PROFILE=paper needs real data: set NIH_ROOT, RANZCR_ROOT and/or TCMTD_LIST"
-    while read -r name PHANTOM_N PHANTOM_SIZE <&3; do  # one "name n size" line per phantom (fd 3: stdin stays free)
+    while read -r name PHANTOM_N PHANTOM_SIZE PHANTOM_FLAGS <&3; do  # "name n size [flags]" per phantom (fd 3: stdin stays free)
         out="$DATA_DIR/$name-phantom"
-        args="$name --out $out --n $PHANTOM_N --size $PHANTOM_SIZE --seed 0"
+        args="$name --out $out --n $PHANTOM_N --size $PHANTOM_SIZE --seed 0${PHANTOM_FLAGS:+ $PHANTOM_FLAGS}"
         # Regenerate only when the generator's arguments changed (the stamp is written last).
         if [[ -f $out/.phantom-args && $(cat "$out/.phantom-args") == "$args" ]]; then
             echo "== phantom $name: reusing $out"

@@ -375,7 +375,8 @@ class Trainer:
             if which == "best":
                 if not self.run.has_checkpoint("best"):  # no epoch had a finite validation AUC
                     continue
-                self.model.load_state_dict(ckpt_io.load_checkpoint(self.run.checkpoint_file("best"))["model"])
+                if self.state.best_epoch != self.state.epochs_done:  # else best.pt holds the weights in memory
+                    self.model.load_state_dict(ckpt_io.load_checkpoint(self.run.checkpoint_file("best"))["model"])
             else:
                 self.model.load_state_dict(last_weights)
             entry = {"epoch": self.state.best_epoch if which == "best" else self.state.epochs_done}

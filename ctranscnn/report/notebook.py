@@ -43,7 +43,7 @@ def missing_data_message(data_dir: str, profile: str) -> str:
         return (f"no dataset found: profile {profile} needs real data (set nih_root, ranzcr_root, tcmtd_list or "
                 "chestmnist, e.g. NIH_ROOT=/data/nih PROFILE=paper bash reproduce.sh)")
     make = "; ".join(f"python -m ctranscnn phantom {name} --out {data_dir}/{name}-phantom --n {n} --size {size} "
-                     "--seed 0" for name, (n, size) in phantoms.items())
+                     f"--seed 0{' ' + flags if flags else ''}" for name, (n, size, flags) in phantoms.items())
     return (f"no dataset found under {data_dir} (looked for {', '.join(PHANTOMS)}). Make the profile's phantom "
             f"data with `PROFILE={profile} NOTEBOOKS=01_data bash reproduce.sh`, or directly: `{make}`")
 

@@ -346,11 +346,11 @@ def prefetch_runs(ctx: NotebookContext, notebook: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ctranscnn.report.plan", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("phantom-args", help="'NAME N SIZE' per line: the profile's phantom data").add_argument(
+    sub.add_parser("phantom-args", help="'NAME N SIZE [FLAGS]' per line: the profile's phantom data").add_argument(
         "profile", choices=tuple(PHANTOM_DATA))
     args = p.parse_args(argv)
-    for name, (n, size) in PHANTOM_DATA[args.profile].items():
-        print(name, n, size)
+    for name, (n, size, flags) in PHANTOM_DATA[args.profile].items():
+        print(name, n, size, flags)
     return 0
 
 
