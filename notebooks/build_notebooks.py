@@ -141,6 +141,7 @@ NOTEBOOKS = {
            "the paper:** how well each model's maps localise findings: pointing game, IoBB and IoU accuracy at "
            "several thresholds, mIoU, against boxes of images outside the training split. It reuses notebook 04's "
            "runs (trained now if missing).\n\n" + NAMES_NOTE),
+        *plan("gradcam"),
         md("## Results"),
         code(show_loop("sections.gradcam_section(ctx, ds)", 'sections.chest_datasets(ctx, "sota")')),
         FILES,

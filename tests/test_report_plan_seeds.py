@@ -64,3 +64,12 @@ def test_seed_policy_records_no_skips(tmp_path, data_dir):
     for ds in ctx.datasets:
         plan.seeds_for(ctx, plan.plan_row(ctx, ds, "resnet50", split="patient"))
     assert ctx.skipped == before
+
+
+def test_gradcam_plans_the_first_seed_of_its_models_among_the_comparison_runs(tmp_path, data_dir):
+    ctx = context(tmp_path, data_dir, "demo", [4, 7, 9])
+    gradcam = plan.planned_runs(ctx, "gradcam")
+    sota = {r.run_dir for r in plan.planned_runs(ctx, "sota")}
+    assert {r.run_dir for r in gradcam} <= sota  # notebook 05 trains nothing of its own
+    assert sorted((r.dataset, r.model, r.seed) for r in gradcam) == sorted(
+        (ds.name, m, 4) for ds in plan.chest_datasets(ctx, "sota") for m in plan.GRADCAM_MODELS)

@@ -85,7 +85,7 @@ SPLIT_TABLE_LIMIT = {"smoke": 1, "demo": 1, "paper": None}
 MAX_BOXES = {"smoke": 16, "demo": 200, "paper": None}  # Grad-CAM localisation scoring cost on CPU
 CHECKPOINT = "best"  # tables report the best-validation-mAUC checkpoint; `last` is in metrics.json too
 CHECKPOINT_NOTE = "checkpoint: best validation mean AUC (the last-epoch numbers are in each run's metrics.json)"
-NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train
+NOTEBOOKS = ("train", "ablation", "sota")  # the notebooks that train (05 'gradcam' plans a subset of 'sota')
 # The paper profile's runs start from the authors' recipe per dataset kind, as written in configs/.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 PAPER_CONFIGS = {"nih": "paper_nih.yaml", "ranzcr": "paper_ranzcr.yaml", "list": "paper_tcmtd.yaml"}
@@ -228,8 +228,8 @@ def row_configs(ctx: NotebookContext, row: PlanRow) -> list[RunConfig]:
 
 
 def notebook_rows(ctx: NotebookContext, notebook: str) -> list[tuple[str, PlanRow]]:
-    """(label, row) of every table row notebook 'train' | 'ablation' | 'sota' trains, in the order its sections
-    ask for them."""
+    """(label, row) of every table row notebook 'train' | 'ablation' | 'sota' trains (or 'gradcam' reads), in the
+    order its sections ask for them."""
     if notebook == "train":
         rows = [("main", plan_row(ctx, ds)) for ds in ctx.datasets]
         rows += [(f"split table: {split}", plan_row(ctx, ds, split=split))
@@ -242,8 +242,10 @@ def notebook_rows(ctx: NotebookContext, notebook: str) -> list[tuple[str, PlanRo
                      for ds in chest for label, q in QUIRKS.items()]
     elif notebook == "sota":
         rows = [(m, plan_row(ctx, ds, m)) for ds in chest_datasets(ctx, "sota") for m in SOTA_MODELS]
+    elif notebook == "gradcam":  # reads the first seed's runs of notebook 04 (GRADCAM_MODELS are among them)
+        rows = [(m, plan_row(ctx, ds, m)) for ds in chest_datasets(ctx, "sota") for m in GRADCAM_MODELS]
     else:
-        raise ValueError(f"notebook must be one of {NOTEBOOKS}, got {notebook!r}")
+        raise ValueError(f"notebook must be one of {(*NOTEBOOKS, 'gradcam')}, got {notebook!r}")
     return rows
 
 
@@ -254,10 +256,12 @@ def quirks_on(ctx: NotebookContext) -> bool:
 
 
 def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
-    """Every run notebook 'train' | 'ablation' | 'sota' uses, row by row, seed by seed."""
+    """Every run notebook 'train' | 'ablation' | 'sota' | 'gradcam' uses, row by row, seed by seed (Grad-CAM: the
+    first seed only)."""
+    seeds = slice(1) if notebook == "gradcam" else slice(None)
     return [PlannedRun(notebook, label, row.dataset.name, row.model, row.overrides, row.split, cfg.train.seed, cfg,
                        RunDir.for_config(cfg).path)
-            for label, row in notebook_rows(ctx, notebook) for cfg in row_configs(ctx, row)]
+            for label, row in notebook_rows(ctx, notebook) for cfg in row_configs(ctx, row)[seeds]]
 
 
 # ---------------------------------------------------------------- training what is missing
