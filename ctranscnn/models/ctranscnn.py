@@ -375,14 +375,14 @@ class CTransCNNBackbone(nn.Module):
         self.trans_1 = TransformerLayer(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, dpr[0], cfg.mmaef,
                                         cfg.attention, cfg.fast_attention)
         per_stage = cfg.depths // 3
+        stage_strides = (1, 2, cfg.stage3_stride)  # each stage's first block; IIM's down factor is their product
         self.num_blocks = cfg.depths + 1  # blocks are numbered 2 .. depths, as conv_trans_{i}
         for i in range(2, self.num_blocks):
             stage = (i - 2 + 1) // per_stage  # stage 0 holds blocks 2..per_stage, then per_stage blocks each
             first = i in (per_stage + 1, 2 * per_stage + 1)
             cin, cout = [(c1, c1), (c1 if first else c2, c2), (c2 if first else c3, c3)][stage]
-            stride = (1, 2, cfg.stage3_stride)[stage] if first else 1
-            block = IIMBlock(cfg, cin, cout, stride=stride, residual_conv=first,
-                             down=self.trans_down // (1, 2, 2 * cfg.stage3_stride)[stage], drop_path=dpr[i - 1],
+            block = IIMBlock(cfg, cin, cout, stride=stage_strides[stage] if first else 1, residual_conv=first,
+                             down=self.trans_down // math.prod(stage_strides[:stage + 1]), drop_path=dpr[i - 1],
                              last_fusion=i == cfg.depths)
             self.add_module(f"conv_trans_{i}", block)
         self.trans_norm = nn.LayerNorm(d)  # eps 1e-5, unlike the layers' 1e-6
