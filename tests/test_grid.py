@@ -84,15 +84,21 @@ def kill_tree(root: int) -> list[int]:
     return sorted(frozen)
 
 
+def gone(pid: int) -> bool:
+    """The process has released its files: it no longer exists, or it is a zombie none of whose threads remain.
+    A killed process's leader turns zombie while its other threads are still exiting, and those threads share
+    its file table, so until the last one is gone its flock is still held."""
+    try:
+        zombie = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+        return zombie and os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    except OSError:
+        return True
+
+
 def wait_gone(pids: list[int], timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     for pid in pids:
-        while time.time() < deadline:
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
-                    break  # a zombie holds no files
-            except OSError:
-                break
+        while time.time() < deadline and not gone(pid):
             time.sleep(0.02)
 
 
