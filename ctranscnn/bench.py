@@ -149,8 +149,24 @@ def fp32_peak_gflops(threads: int) -> tuple[float, str]:
     return peak, f"{threads} cores x {ghz:.2f} GHz x {4 * lanes} FLOP/cycle ({isa}, 2 FMA units assumed)"
 
 
+def reset_peak_memory(device: str) -> None:
+    """Start `peak_memory_mb`'s count again, so that it reports what comes next, not the process's past: CUDA
+    through torch; CPU by resetting the kernel's resident high-water mark (Linux /proc/self/clear_refs; where that
+    cannot be written the CPU peak stays the process's lifetime peak)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: str) -> float:
-    """CUDA: peak allocated device memory; CPU: the process's peak resident memory."""
+    """CUDA: peak allocated device memory; CPU: the process's peak resident memory (both since the last
+    `reset_peak_memory`)."""
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

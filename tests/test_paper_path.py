@@ -2,6 +2,7 @@
 NIH downloads, the paper-shaped dry run's wiring (configs, overlay, lists) and preflight."""
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -326,6 +327,8 @@ def test_preflight_lists_runs_measures_models_and_stops_on_problems(tmp_path, dr
     assert (result.runs["status"] == "to train").all()
     assert (result.runs["est_s"] > 0).all() and (result.models["step_s"] > 0).all()
     assert len(result.models) == len({pf.model_key(r.config) for r in planned})  # each distinct model once
+    assert result.models["model"].is_unique  # ablation variants named by their switches
+    assert "ctranscnn_micro (mmaef=False)" in set(result.models["model"])
     text = result.markdown()
     assert "**OK**" in text and "## Planned runs" in text
     # Not enough disk, or memory: stop, saying why.
@@ -334,6 +337,20 @@ def test_preflight_lists_runs_measures_models_and_stops_on_problems(tmp_path, dr
     monkeypatch.setattr(pf.shutil, "disk_usage", lambda path: usage._replace(free=0))
     bad = pf.preflight(ctx, warmup=0, repeats=1)
     assert [p.split(":")[0] for p in bad.problems] == ["disk", "memory"] and "**STOP**" in bad.markdown()
+
+
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc/self/clear_refs")
+def test_cpu_peak_memory_counts_from_its_reset():
+    from ctranscnn.bench import peak_memory_mb, reset_peak_memory
+
+    reset_peak_memory("cpu")
+    base = peak_memory_mb("cpu")
+    block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched
+    assert peak_memory_mb("cpu") >= base + 290
+    del block  # returned to the system (a large block is its own mapping)
+    assert peak_memory_mb("cpu") >= base + 290  # a peak stays until reset ...
+    reset_peak_memory("cpu")
+    assert peak_memory_mb("cpu") < base + 100  # ... which the preflight does before each model
 
 
 def test_preflight_main_fails_on_data_problems_unless_forced(tmp_path, dry_data, capsys):

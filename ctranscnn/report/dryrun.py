@@ -24,6 +24,9 @@ DRY_OVERLAY = {
     "schedule.epochs": 1, "schedule.warmup_iters": 1, "train.batch_size": 2, "train.checkpoint_every": 0,
     "train.cpu_threads": 1, "eval.batch_size": 4, "eval.n_boot": 10,
 }
+# Grad-CAM localisation scores at most this many held-out boxes (the paper profile scores all of them): each box
+# is a Grad-CAM pass of three full-size models at 224 px, which on 2 CPU cores is most of notebook 05.
+DRY_MAX_BOXES = 12
 # Phantom sizes: enough images for a 50/25/25 image split and a patient split with every split non-empty.
 PHANTOM_N = {"cxr14": 40, "cxr11": 40, "tongue": 24}
 PHANTOM_SIZE = 224

@@ -131,7 +131,7 @@ def measure_step(cfg, num_classes: int, warmup: int, repeats: int) -> dict:
 
     import torch
 
-    from ctranscnn.bench import BenchSpec, build_model, make_step, peak_memory_mb, timed
+    from ctranscnn.bench import BenchSpec, build_model, make_step, peak_memory_mb, reset_peak_memory, timed
     from ctranscnn.engine.config import resolve_model_name
 
     device = "cuda" if cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu"
@@ -139,10 +139,9 @@ def measure_step(cfg, num_classes: int, warmup: int, repeats: int) -> dict:
                      num_classes=num_classes, fast=cfg.train.fast, bf16=cfg.train.amp == "bf16",
                      channels_last=cfg.train.channels_last, reference=False, device=device, warmup=warmup,
                      repeats=repeats, overrides=tuple(sorted(cfg.model.overrides.items())))
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    out = {"model": spec.model, "image_size": spec.size, "batch": spec.batch, "device": device}
+    reset_peak_memory(device)  # each row its own model's peak, not the largest so far
+    variant = ", ".join(f"{k}={v}" for k, v in spec.overrides)  # the ablation and quirk rows share a model name
+    out = {"model": f"{spec.model} ({variant})" if variant else spec.model, "image_size": spec.size, "batch": spec.batch, "device": device}
     try:
         model = build_model(spec)
         params = sum(p.numel() for p in model.parameters())

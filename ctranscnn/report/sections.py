@@ -20,6 +20,7 @@ from ctranscnn.report import datastats
 from ctranscnn.report import figures as F
 from ctranscnn.report.compare import RunComparer, difference_frame
 from ctranscnn.report.context import DatasetSource, NotebookContext
+from ctranscnn.report.dryrun import DRY_MAX_BOXES
 from ctranscnn.report.paper import MEDMNIST_PLUS_SOURCE, comparison_notes, comparison_table
 # The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
 from ctranscnn.report.plan import (ABLATION, CHECKPOINT, CHECKPOINT_NOTE, CTRANSCNN, GRADCAM_MODELS,  # noqa: F401
@@ -354,10 +355,10 @@ def gradcam_section(ctx: NotebookContext, ds: DatasetSource, n_images: int = 4) 
     held_out = held_out_boxes(boxes, splits["train"].image_ids)
     prov = ctx.provenance(ds, split, notes=[CHECKPOINT_NOTE, f"boxes of images outside the training split: "
                                             f"{len(held_out)} of {len(boxes)}"])
-    limit = MAX_BOXES[ctx.profile]
+    limit = DRY_MAX_BOXES if ctx.dry_run else MAX_BOXES[ctx.profile]
     if limit is not None and len(held_out) > limit:
         held_out = held_out.sample(limit, random_state=0).reset_index(drop=True)
-        prov.notes.append(f"profile {ctx.profile}: a seeded sample of {limit} boxes")
+        prov.notes.append(f"{'dry run' if ctx.dry_run else f'profile {ctx.profile}'}: a seeded sample of {limit} boxes")
 
     test = splits["test"]
     with_box = [i for i, image_id in enumerate(test.image_ids) if image_id in set(held_out["image_id"])]
