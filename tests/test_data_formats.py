@@ -255,6 +255,35 @@ def test_missing_image_names_list_line(tmp_path):
         quiet_load("list", root, lists=lists)
 
 
+def test_missing_ranzcr_images_are_one_line_naming_the_first_and_the_opt_in(tmp_path):
+    root = write_ranzcr(tmp_path)
+    shares = (0.5, 0.25, 0.25)
+    full = load_splits("ranzcr", root, split="patient", fractions=shares)
+    gone = sorted(full["train"].paths)[:2]  # two training images: every split keeps some under skip
+    for path in gone:
+        path.unlink()
+    uids = [uid for uid, _, _ in RANZCR_ROWS]
+    first = min(gone, key=lambda p: uids.index(p.stem))
+    with pytest.raises(DataError) as err:
+        load_splits("ranzcr", root, split="patient", fractions=shares)
+    (line,) = err.value.problems  # one line, however many are missing (a missing train/ would be 30,083)
+    assert line.startswith(f"{root / 'train.csv'}:{uids.index(first.stem) + 2}: missing image '{first.name}' and 1 "
+                           f"more (2 of {len(RANZCR_ROWS)} listed images not found in {root}/train)")
+    assert line.endswith("set data.missing=skip")  # RANZCR has no reproduce.sh switch: NIH_MISSING is NIH's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = load_splits("ranzcr", root, split="patient", fractions=shares, missing="skip")
+    assert len(kept["train"]) == len(full["train"]) - 2 and len(kept["test"]) == len(full["test"])
+
+
+def test_missing_list_images_offer_no_skip(tmp_path):
+    root, lists = write_tongue(tmp_path)
+    (root / "tongue/test/img_21.png").unlink()
+    with pytest.raises(DataError) as err:
+        quiet_load("list", root, lists=lists)
+    assert "data.missing" not in err.value.problems[0]  # skip is for the NIH and RANZCR metadata only
+
+
 def bad_list_dir(tmp_path: Path, lines: str, classes=("A", "B", "C")) -> tuple[Path, Path]:
     root = tmp_path / "imgs"
     for name in ("a.png", "b.png", "c.png"):

@@ -40,3 +40,46 @@ def test_parallel_runs_equal_sequential_runs(tmp_path):
         assert ma["best"]["test"]["mAUC"] == mb["best"]["test"]["mAUC"]
         assert ma["last"]["test"]["per_class_auc"] == mb["last"]["test"]["per_class_auc"]
         assert (a / "predictions_test.csv").read_text() == (b / "predictions_test.csv").read_text()
+
+
+@pytest.mark.slow
+def test_ensure_run_reuses_resumes_or_retrains_as_run_state_says(tmp_path, capsys):
+    from ctranscnn.engine.rundir import RunDir
+    from ctranscnn.report import notebook, preflight
+    from ctranscnn.report.plan import ensure_run, run_state
+
+    data = make_fixture(tmp_path / "data", sizes=(16, 8, 8))
+    cfg = load_config(None, {"profile": "smoke", "data.dataset": "list", "data.root": str(data),
+                             "data.lists": str(data / "lists"), "schedule.epochs": 1, "train.progress": False,
+                             "train.out_dir": str(tmp_path / "runs"), "train.run_name": "r"})
+    run = RunDir.for_config(cfg)
+    planned = type("Planned", (), {"config": cfg, "run_dir": run.path})()  # what preflight reads of a PlannedRun
+
+    def states() -> tuple[str, str, str]:
+        return run_state(cfg), notebook.run_status(cfg), preflight.run_status(planned)
+
+    def edit_manifest(**fields) -> None:
+        run.manifest_file.write_text(json.dumps({**json.loads(run.manifest_file.read_text()), **fields}))
+
+    assert states() == ("new", "trained now", "to train")
+    ensure_run(cfg)
+    assert states() == ("finished", "reused", "finished")
+    finished = run.manifest_file.read_text()
+    capsys.readouterr()
+    assert ensure_run(cfg) == run.path and "reusing" in capsys.readouterr().out
+    assert run.manifest_file.read_text() == finished  # nothing retrained
+
+    edit_manifest(status="running")  # a run whose process died before the end
+    assert states() == ("started", "resumed", "resume")
+    edit_manifest(status="finished", config_hash="0" * 64)
+    assert states() == ("config changed", "trained now", "to train (config changed)")
+    edit_manifest(config_hash=json.loads(finished)["config_hash"], dataset={"hash": "0" * 64})
+    # The preflight judges by the config alone; the notebook sees the data changed and retrains.
+    assert states() == ("data changed", "trained now", "finished")
+    ensure_run(cfg)
+    assert "data changed; moving it to" in capsys.readouterr().out
+    assert run.path.with_name("r.stale").is_dir() and run_state(cfg) == "finished"
+    assert json.loads(run.manifest_file.read_text())["dataset"] == json.loads(finished)["dataset"]
+
+    run.manifest_file.unlink()  # killed before its first manifest: the config.yaml is left
+    assert run.config_file.exists() and states() == ("started", "resumed", "resume")

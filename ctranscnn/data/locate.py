@@ -34,3 +34,16 @@ def empty_file(path: Path) -> bool:
         return os.stat(path).st_size == 0
     except OSError:
         return False
+
+
+# How to go on without the missing files, for the datasets whose loaders can (data.missing=skip, see load_splits).
+SKIP_HINT = {"nih": "; to use only the images present, set data.missing=skip (reproduce.sh: NIH_MISSING=skip)",
+             "ranzcr": "; to use only the images present, set data.missing=skip"}
+
+
+def missing_message(absent: list[tuple[int, str]], listed: int, where: str, dataset: str) -> str:
+    """One line for every listed image without a file (a partial NIH download misses ~10,000 per archive), and
+    how to use the images that are there instead."""
+    more = f" and {len(absent) - 1:,} more" if len(absent) > 1 else ""
+    return (f"missing image {absent[0][1]!r}{more} ({len(absent):,} of {listed:,} listed images not found in {where})"
+            + SKIP_HINT.get(dataset, ""))

@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from ctranscnn.data.errors import Problems, bomb_message, read_csv, read_text
-from ctranscnn.data.locate import empty_file, index_images
+from ctranscnn.data.locate import empty_file, index_images, missing_message
 from ctranscnn.data.records import LabelledImages
 
 # The authors' class order (alphabetical; their add72_chest14_classes.txt).
@@ -80,22 +80,14 @@ def read_nih(root: Path, problems: Problems, check_files: bool = True) -> Labell
         patients.append(patient.strip())
         rows.append(vector)
     if absent:
-        problems.add(csv_path, missing_message(absent, len(table), f"{root}/images_*/images, {root}/images or {root}"),
-                     absent[0][0])
+        problems.add(csv_path, missing_message(absent, len(table), f"{root}/images_*/images, {root}/images or {root}",
+                                               "nih"), absent[0][0])
     if not ids:
         problems.add(csv_path, "empty split: no usable images")
     labels = np.stack(rows) if rows else np.zeros((0, len(NIH_CLASSES)), np.uint8)
     records = LabelledImages("nih", "all", list(NIH_CLASSES), ids, paths, labels, patients)
     records.boxes = read_boxes(root, dict(zip(ids, paths)), problems)
     return records
-
-
-def missing_message(absent: list[tuple[int, str]], listed: int, where: str) -> str:
-    """One line for every listed image without a file (a partial download misses ~10,000 per archive), and how
-    to use the images that are there instead."""
-    more = f" and {len(absent) - 1:,} more" if len(absent) > 1 else ""
-    return (f"missing image {absent[0][1]!r}{more} ({len(absent):,} of {listed:,} listed images not found in {where}); "
-            "to use only the images present, set data.missing=skip (reproduce.sh: NIH_MISSING=skip)")
 
 
 def read_boxes(root: Path, paths: dict[str, Path], problems: Problems) -> pd.DataFrame | None:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ctranscnn.data.errors import Problems, read_csv
-from ctranscnn.data.locate import empty_file
+from ctranscnn.data.locate import empty_file, missing_message
 from ctranscnn.data.records import LabelledImages
 
 # The authors' class names and order (chest_x-rays11_multi_label_classes.txt) -> RANZCR's column names.
@@ -39,6 +39,7 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
         raise problems.fatal(csv_path, f"missing column(s) {', '.join(map(repr, missing))}")
     values = table[list(RANZCR_COLUMNS.values())].to_numpy()
     ids, paths, patients, rows = [], [], [], []
+    absent: list[tuple[int, str]] = []  # (line, file) of listed images without a file: one problem for all
     seen: dict[str, int] = {}
     for line, (uid, patient, vector) in enumerate(zip(table["StudyInstanceUID"], table["PatientID"], values), 2):
         uid = uid.strip()
@@ -54,7 +55,7 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
             continue
         path = root / "train" / f"{uid}.jpg"
         if check_files and not path.is_file():
-            problems.add(csv_path, f"missing image {path}", line)
+            absent.append((line, path.name))
             continue
         if check_files and empty_file(path):
             problems.add(csv_path, f"empty image file {path} (0 bytes)", line)
@@ -64,6 +65,8 @@ def read_ranzcr(root: Path, problems: Problems, check_files: bool = True) -> Lab
         paths.append(path)
         patients.append(patient.strip())
         rows.append(np.array([int(v) for v in vector], dtype=np.uint8))
+    if absent:
+        problems.add(csv_path, missing_message(absent, len(table), f"{root}/train", "ranzcr"), absent[0][0])
     if not ids:
         problems.add(csv_path, "empty split: no usable images")
     labels = np.stack(rows) if rows else np.zeros((0, len(RANZCR_CLASSES)), np.uint8)

@@ -21,8 +21,8 @@ import pandas as pd
 from ctranscnn.data.chestmnist import read_chestmnist
 from ctranscnn.data.errors import DataError, Problems
 from ctranscnn.data.listfile import SPLITS, ListEntry, find_list_files, read_class_file, read_list_file
-from ctranscnn.data.locate import empty_file, index_images
-from ctranscnn.data.nih import find_file, missing_message, read_name_list, read_nih
+from ctranscnn.data.locate import empty_file, index_images, missing_message
+from ctranscnn.data.nih import find_file, read_name_list, read_nih
 from ctranscnn.data.ranzcr import read_ranzcr
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.io import atomic_write_text, write_json
@@ -229,7 +229,7 @@ def _paper(dataset: str, root: Path, lists: Path, problems: Problems, check_file
             if table is not None:
                 rows.append(by_name[file_name])
         if absent:
-            problems.add(files[name], missing_message(absent, len(entries), f"{root} (by file name)"), absent[0][0])
+            problems.add(files[name], missing_message(absent, len(entries), f"{root} (by file name)", dataset), absent[0][0])
         labels = np.stack([e.labels for e in keep]) if keep else np.zeros((0, len(classes)), np.uint8)
         if table is not None:
             base = table.take(rows, name)

@@ -71,17 +71,9 @@ def shown_path(path: str | Path) -> str:
 
 def run_status(cfg) -> str:
     """What ensure_run will do with `cfg`: 'reused' (finished, same config and data), 'resumed', or 'trained now'."""
-    from ctranscnn.engine.config import config_hash
-    from ctranscnn.engine.rundir import FINISHED, RunDir
-    from ctranscnn.engine.setup import dataset_hash, split_hashes
+    from ctranscnn.report.plan import run_state
 
-    run = RunDir.for_config(cfg)
-    if run.manifest_file.exists():
-        m = run.manifest
-        same = m.get("config_hash") == config_hash(cfg) and \
-            m.get("dataset", {}).get("hash") == dataset_hash(split_hashes(cfg))
-        return ("reused" if m.get("status") == FINISHED else "resumed") if same else "trained now"
-    return "resumed" if run.config_file.exists() else "trained now"
+    return {"finished": "reused", "started": "resumed"}.get(run_state(cfg), "trained now")
 
 
 def plan_table(ctx: NotebookContext, notebook: str, runs: list | None = None,

@@ -267,32 +267,42 @@ def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
 # ---------------------------------------------------------------- training what is missing
 
 
+def run_state(cfg: RunConfig, data: bool = True) -> str:
+    """What `ensure_run` does with `cfg`'s run folder: 'finished' (reused), 'started' (resumed: a manifest not yet
+    finished, or only the config.yaml a killed start or `plan --json` left), 'new' (trained from the start), or
+    'config changed' / 'data changed' (its manifest is of other settings: moved aside, retrained).
+    data=False judges by the config alone (the data hash reads every split of the run's dataset)."""
+    from ctranscnn.engine.setup import dataset_hash, split_hashes
+
+    run = RunDir.for_config(cfg)
+    if not run.manifest_file.exists():
+        return "started" if run.config_file.exists() else "new"
+    manifest = run.manifest
+    if manifest.get("config_hash") != config_hash(cfg):
+        return "config changed"
+    if data and manifest.get("dataset", {}).get("hash") != dataset_hash(split_hashes(cfg)):
+        return "data changed"
+    return "finished" if manifest.get("status") == FINISHED else "started"
+
+
 def ensure_run(cfg: RunConfig) -> Path:
     """Folder of a finished run of `cfg`: reused if its config and data are unchanged, else (re)trained."""
-    from ctranscnn.engine.setup import dataset_hash, split_hashes
     from ctranscnn.engine.slots import launch
 
     run = RunDir.for_config(cfg)
-    keep = {"train.progress": False, "data.root": cfg.data.root, "data.lists": cfg.data.lists}
-    if run.manifest_file.exists():
-        manifest = run.manifest
-        same_config = manifest.get("config_hash") == config_hash(cfg)
-        same_data = manifest.get("dataset", {}).get("hash") == dataset_hash(split_hashes(cfg))
-        if same_config and same_data and manifest.get("status") == FINISHED:
-            print(f"reusing {run.path}")
-            return run.path
-        if same_config and same_data:
-            print(f"resuming {run.path}")
-            launch(run.path, overrides=keep)
-            return run.path
+    state = run_state(cfg)
+    if state == "finished":
+        print(f"reusing {run.path}")
+        return run.path
+    if state == "started":
+        print(f"resuming {run.path}")
+        launch(run.path, overrides={"train.progress": False, "data.root": cfg.data.root, "data.lists": cfg.data.lists})
+        return run.path
+    if state != "new":
         stale = run.path.with_name(run.path.name + ".stale")
-        print(f"{run.path}: {'data' if same_config else 'config'} changed; moving it to {stale} and retraining")
+        print(f"{run.path}: {state}; moving it to {stale} and retraining")
         shutil.rmtree(stale, ignore_errors=True)
         run.path.rename(stale)
-    elif run.config_file.exists():  # killed before its first manifest was written
-        print(f"resuming {run.path}")
-        launch(run.path, overrides=keep)
-        return run.path
     print(f"training {run.path}")
     launch(run.path, cfg)
     return run.path

@@ -112,16 +112,10 @@ def planned(ctx: NotebookContext) -> list:
 
 def run_status(run) -> str:
     """finished (reused: same config hash; the data hash is compared when the notebook runs) | resume | to train."""
-    from ctranscnn.engine.config import config_hash
-    from ctranscnn.engine.rundir import FINISHED, RunDir
+    from ctranscnn.report.plan import run_state
 
-    rd = RunDir(run.run_dir)
-    if not rd.manifest_file.exists():
-        return "resume" if (run.run_dir / "config.yaml").exists() else "to train"
-    manifest = rd.manifest
-    if manifest.get("config_hash") != config_hash(run.config):
-        return "to train (config changed)"
-    return "finished" if manifest.get("status") == FINISHED else "resume"
+    state = run_state(run.config, data=False)
+    return {"finished": "finished", "started": "resume", "new": "to train"}.get(state, f"to train ({state})")
 
 
 def measure_step(cfg, num_classes: int, warmup: int, repeats: int) -> dict:
