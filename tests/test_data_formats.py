@@ -2,7 +2,6 @@
 gives its error naming the file and line. The writers here are reused by the other test_data* files."""
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 

@@ -5,7 +5,6 @@ import argparse
 import importlib
 import json
 
-import pytest
 
 from ctranscnn.cli import COMMANDS, main
 

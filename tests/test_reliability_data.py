@@ -13,7 +13,7 @@ import pytest
 from ctranscnn.cli import main
 from ctranscnn.data.errors import DataError
 from ctranscnn.data.splits import LeakageWarning, load_splits
-from test_data_formats import NIH_ROWS, quiet_load, write_nih, write_ranzcr, write_tongue
+from test_data_formats import write_nih, write_ranzcr, write_tongue
 
 
 def huge_png(path: Path, side: int = 20_000) -> Path:

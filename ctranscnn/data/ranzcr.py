@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ctranscnn.data.errors import Problems, read_csv
 from ctranscnn.data.locate import empty_file, missing_message

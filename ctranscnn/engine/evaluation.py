@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from ctranscnn.data.records import LabelledImages
 from ctranscnn.engine.distributed import Dist
 from ctranscnn.io import atomic_path
-from ctranscnn.metrics import bootstrap_ci, compute_metrics, threshold_metrics, tune_thresholds
+from ctranscnn.metrics import bootstrap_ci, compute_metrics, threshold_metrics
 
 THRESHOLD_KEYS = ("CP", "CR", "CF1", "OP", "OR", "OF1")
 

@@ -100,14 +100,11 @@ def check_data(ctx: NotebookContext) -> tuple[pd.DataFrame, list[str]]:
 
 
 def planned(ctx: NotebookContext) -> list:
-    """Every distinct planned run of notebooks 02-04 (shared runs once), in plan order."""
+    """Every distinct planned run of notebooks 02-04 (shared runs once), in plan order: the grid's run folders."""
+    from ctranscnn.report.grid import grid_runs
     from ctranscnn.report.plan import NOTEBOOKS, planned_runs
 
-    seen: dict[Path, object] = {}
-    for notebook in NOTEBOOKS:
-        for run in planned_runs(ctx, notebook):
-            seen.setdefault(run.run_dir, run)
-    return list(seen.values())
+    return [g.planned for g in grid_runs([p for nb in NOTEBOOKS for p in planned_runs(ctx, nb)])]
 
 
 def run_status(run) -> str:
