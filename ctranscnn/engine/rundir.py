@@ -126,10 +126,14 @@ class RunDir:
 
     # ---- writers (the trainer's rank 0)
 
-    def start(self, cfg: RunConfig, splits: dict[str, LabelledImages]) -> None:
-        """The files written when a run (or its resumption) begins: config and split membership."""
+    def write_config(self, cfg: RunConfig) -> None:
+        """config.yaml: the run's settings, from which `train --resume RUN_DIR` starts it."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config_file, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    def start(self, cfg: RunConfig, splits: dict[str, LabelledImages]) -> None:
+        """The files written when a run (or its resumption) begins: config and split membership."""
+        self.write_config(cfg)
         save_split_files(splits, self.path)
 
     def save_checkpoint(self, payload: dict, best: bool = False) -> None:

@@ -187,12 +187,5 @@ def write_config(run_dir: Path, cfg: RunConfig) -> None:
     from ctranscnn.engine.rundir import RunDir
 
     run = RunDir(run_dir)
-    if run.has_checkpoint("last"):
-        return
-    import yaml
-
-    from ctranscnn.engine.config import to_dict
-    from ctranscnn.io import atomic_write_text
-
-    run.path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.config_file, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if not run.has_checkpoint("last"):
+        run.write_config(cfg)
