@@ -21,7 +21,7 @@ from ctranscnn.report import figures as F
 from ctranscnn.report.compare import RunComparer, difference_frame
 from ctranscnn.report.context import DatasetSource, NotebookContext
 from ctranscnn.report.dryrun import DRY_MAX_BOXES
-from ctranscnn.report.paper import MEDMNIST_PLUS_SOURCE, comparison_notes, comparison_table
+from ctranscnn.report.paper import MEDMNIST_PLUS_PROTOCOL, MEDMNIST_PLUS_SOURCE, comparison_notes, comparison_table
 # The notebooks call the plan's dataset choices and prefetch as sections.*; the sections use the rest.
 from ctranscnn.report.plan import (ABLATION, CHECKPOINT, CHECKPOINT_NOTE, CTRANSCNN, GRADCAM_MODELS,  # noqa: F401
                                    MAX_BOXES, QUIRKS, SOTA_MODELS, chest_datasets, leaky_split, plan_row,
@@ -286,7 +286,7 @@ def sota_section(ctx: NotebookContext, ds: DatasetSource) -> dict[str, Any]:
         cmp_display = cmp_display.join(diff_display[["mAUC minus CTransCNN [95% CI]", "CI excludes 0 (mAUC, mAP)",
                                                      "seeds"]], on="our model").fillna("-")
         ctx.table(cmp_numeric, f"comparison_{ds.name}", ctx.provenance(ds, split, notes=comparison_notes(ds.label)
-                  + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set"] if medmnist else [])
+                  + ([f"MedMNIST+ numbers: {MEDMNIST_PLUS_SOURCE}, full ChestMNIST training set; {MEDMNIST_PLUS_PROTOCOL}"] if medmnist else [])
                   + [CHECKPOINT_NOTE, comparer.note()]), display=cmp_display,
                   caption=f"Mean AUC (%): the paper's published numbers beside this run ({ds.label})")
         out["comparison"] = cmp_display
