@@ -143,7 +143,8 @@ def test_grid_and_evaluate_tell_a_live_run_from_a_dead_one(setup, capsys):
     folder = copy_run(setup, "alive")
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
-    grid_run = SimpleNamespace(name="alive", run_dir=folder, planned=SimpleNamespace(config=None))
+    cfg = load_config(setup.config, {**SMALL, "train.run_name": "alive"})  # the copied run's config
+    grid_run = SimpleNamespace(name="alive", run_dir=folder, planned=SimpleNamespace(config=cfg))
     holder = hold_lock(folder)
     try:
         assert status([grid_run], setup.tmp)[0]["status"] == "running"

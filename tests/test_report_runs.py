@@ -43,43 +43,48 @@ def test_parallel_runs_equal_sequential_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_ensure_run_reuses_resumes_or_retrains_as_run_state_says(tmp_path, capsys):
+def test_ensure_run_grid_and_preflight_agree_on_a_run_folders_state(tmp_path, capsys):
     from ctranscnn.engine.rundir import RunDir
     from ctranscnn.report import notebook, preflight
-    from ctranscnn.report.plan import ensure_run, run_state
+    from ctranscnn.report.grid import GridRun, materialise, status
+    from ctranscnn.report.plan import PlannedRun, ensure_run, run_state
 
     data = make_fixture(tmp_path / "data", sizes=(16, 8, 8))
     cfg = load_config(None, {"profile": "smoke", "data.dataset": "list", "data.root": str(data),
                              "data.lists": str(data / "lists"), "schedule.epochs": 1, "train.progress": False,
                              "train.out_dir": str(tmp_path / "runs"), "train.run_name": "r"})
     run = RunDir.for_config(cfg)
-    planned = type("Planned", (), {"config": cfg, "run_dir": run.path})()  # what preflight reads of a PlannedRun
+    planned = PlannedRun("train", "main", "list", "ctranscnn", {}, "paper", 0, cfg, run.path)
+    grid_run = GridRun(planned, ("train: main",))
 
-    def states() -> tuple[str, str, str]:
-        return run_state(cfg), notebook.run_status(cfg), preflight.run_status(planned)
+    def states() -> tuple[str, str, str, str]:  # ensure_run's, the notebook plan table's, the preflight's, the grid's
+        return (run_state(cfg), notebook.run_status(cfg), preflight.run_status(planned),
+                status([grid_run], tmp_path / "runs")[0]["status"])
 
     def edit_manifest(**fields) -> None:
         run.manifest_file.write_text(json.dumps({**json.loads(run.manifest_file.read_text()), **fields}))
 
-    assert states() == ("new", "trained now", "to train")
+    assert states() == ("new", "trained now", "to train", "missing")
     ensure_run(cfg)
-    assert states() == ("finished", "reused", "finished")
+    assert states() == ("finished", "reused", "finished", "finished")
     finished = run.manifest_file.read_text()
     capsys.readouterr()
     assert ensure_run(cfg) == run.path and "reusing" in capsys.readouterr().out
     assert run.manifest_file.read_text() == finished  # nothing retrained
 
-    edit_manifest(status="running")  # a run whose process died before the end
-    assert states() == ("started", "resumed", "resume")
+    edit_manifest(status="running")  # a run whose process died before the end: resumed, resubmitted
+    assert states() == ("started", "resumed", "resume", "failed")
     edit_manifest(status="finished", config_hash="0" * 64)
-    assert states() == ("config changed", "trained now", "to train (config changed)")
+    assert states() == ("config changed", "trained now", "to train (config changed)", "stale")
     edit_manifest(config_hash=json.loads(finished)["config_hash"], dataset={"hash": "0" * 64})
-    # The preflight judges by the config alone; the notebook sees the data changed and retrains.
-    assert states() == ("data changed", "trained now", "finished")
-    ensure_run(cfg)
+    assert states() == ("data changed", "trained now", "to train (data changed)", "stale")
+    ensure_run(cfg)  # the notebooks set the old folder aside and train the run again
     assert "data changed; moving it to" in capsys.readouterr().out
-    assert run.path.with_name("r.stale").is_dir() and run_state(cfg) == "finished"
+    assert run.path.with_name("r.stale").is_dir() and states()[0] == "finished"
     assert json.loads(run.manifest_file.read_text())["dataset"] == json.loads(finished)["dataset"]
 
-    run.manifest_file.unlink()  # killed before its first manifest: the config.yaml is left
-    assert run.config_file.exists() and states() == ("started", "resumed", "resume")
+    edit_manifest(dataset={"hash": "0" * 64})
+    materialise([grid_run])  # plan --json / grid submit: the same, then a config.yaml to start from
+    assert not run.manifest_file.exists() and run.config_file.exists() and not run.has_checkpoint("last")
+    assert json.loads((run.path.with_name("r.stale") / "manifest.json").read_text())["dataset"]["hash"] == "0" * 64
+    assert states() == ("started", "resumed", "resume", "missing")

@@ -1,7 +1,7 @@
 """`python -m ctranscnn grid submit|status`: the plan's runs as a submitit job array (SLURM, or local processes).
 
-    grid submit --executor slurm --partition P --gpus-per-run G [--array-parallelism K]   the missing and failed runs
-    grid status                                                   finished / running / failed / missing per run
+    grid submit --executor slurm --partition P --gpus-per-run G [--array-parallelism K]   all not finished or running
+    grid status                                          finished / running / failed / stale / missing per run
 
 The plan options are `plan`'s (defaults from reproduce.sh's environment). Needs submitit:
 `pip install ctranscnn[cluster]`.
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     submit.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more submitit SLURM parameters, e.g. account=abc qos=high mem=64G")
     submit.add_argument("--folder", help="submitit logs (default: RUNS_DIR/.grid/submitit)")
-    status = sub.add_parser("status", help="finished / running / failed / missing, from the run folders")
+    status = sub.add_parser("status", help="finished / running / failed / stale / missing, from the run folders")
     add_plan_arguments(status)
 
 

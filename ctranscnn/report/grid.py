@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ctranscnn.engine.config import config_hash, to_dict
-from ctranscnn.engine.rundir import FINISHED, RunDir
+from ctranscnn.engine.rundir import RunDir
 from ctranscnn.engine.slots import train_command, write_config
 from ctranscnn.io import write_json
-from ctranscnn.report.plan import PlannedRun
+from ctranscnn.report.plan import STALE, PlannedRun, run_state, set_aside
 
-STATUSES = ("finished", "running", "failed", "missing")
+STATUSES = ("finished", "running", "failed", "stale", "missing")
 # submitit / SLURM job states of a job that is queued or running (anything else has ended)
 LIVE_STATES = {"RUNNING", "PENDING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
                "REQUEUE_HOLD", "REQUEUE_FED"}
@@ -57,15 +57,16 @@ def grid_runs(planned: Sequence[PlannedRun]) -> list[GridRun]:
 
 
 def folder_state(run: GridRun) -> str:
-    """From the run folder alone: 'finished' (a finished manifest of this config), 'started' (training began:
-    a manifest or a checkpoint, nothing finished) or 'missing' (at most the config.yaml `plan --json` wrote)."""
-    rd = RunDir(run.run_dir)
-    if rd.manifest_file.is_file():
-        manifest = rd.manifest
-        if manifest.get("status") == FINISHED and manifest.get("config_hash") == config_hash(run.planned.config):
-            return "finished"
-        return "started"
-    return "started" if rd.has_checkpoint("last") else "missing"
+    """From the run folder alone: 'finished' (a finished manifest of this config and data), 'stale' (a manifest
+    of other settings: the data changed, say), 'started' (training began: a manifest or a checkpoint, nothing
+    finished) or 'missing' (at most the config.yaml `plan --json` wrote). As the notebooks' `ensure_run` judges."""
+    state = run_state(run.planned.config)
+    if state == "finished":
+        return "finished"
+    if state in STALE:
+        return "stale"
+    rd = RunDir(run.run_dir)  # 'started' or 'new' to ensure_run; here a config.yaml alone is not a start
+    return "started" if rd.manifest_file.is_file() or rd.has_checkpoint("last") else "missing"
 
 
 def progress(run_dir: Path) -> str:
@@ -112,10 +113,11 @@ def _zombie(pid: int) -> bool:
 
 
 def status(runs: Sequence[GridRun], runs_dir: Path) -> list[dict]:
-    """One record per run: status (finished | running | failed | missing), the folder state and job state.
+    """One record per run: status (finished | running | failed | stale | missing), the folder state and job state.
     'running': a live job, or a live process holding the run folder's lock (one started by hand included).
     'failed': started (or submitted) but neither finished nor running, e.g. a job that crashed or was killed;
-    `grid submit` resubmits it and it resumes from its last checkpoint."""
+    `grid submit` resubmits it and it resumes from its last checkpoint. 'stale': made with other settings (its
+    data changed); `grid submit` sets the folder aside (`<name>.stale`) and trains the run afresh."""
     jobs = read_jobs(runs_dir)
     out = []
     for run in runs:
@@ -126,6 +128,8 @@ def status(runs: Sequence[GridRun], runs_dir: Path) -> list[dict]:
             state = "finished"
         elif job in LIVE_STATES or RunDir(run.run_dir).holder() is not None:  # a job, or any process (the lock)
             state = "running"
+        elif folder == "stale":
+            state = "stale"
         elif folder == "started" or entry:
             state = "failed"
         else:
@@ -184,11 +188,14 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
            cpus_per_task: int = 8, max_requeues: int = 20, slurm: dict | None = None) -> list[dict]:
     """Submit every run that is neither finished nor running, as one job array; returns their records.
 
-    A failed run's job continues it from its last checkpoint. `slurm`: further submitit SLURM parameters
-    without the prefix (e.g. {"account": "abc", "qos": "high"}); `array_parallelism` 0 = no limit."""
+    A failed run's job continues it from its last checkpoint; a stale run's folder is set aside first.
+    `slurm`: further submitit SLURM parameters without the prefix (e.g. {"account": "abc", "qos": "high"});
+    `array_parallelism` 0 = no limit."""
     import submitit
 
-    todo = [r for r, s in zip(runs, status(runs, runs_dir)) if s["status"] in ("missing", "failed")]
+    pending = [(r, s["status"]) for r, s in zip(runs, status(runs, runs_dir))
+               if s["status"] in ("missing", "failed", "stale")]
+    todo = [r for r, _ in pending]
     if not todo:
         return []
     folder = Path(folder or Path(runs_dir) / ".grid" / "submitit")
@@ -200,8 +207,7 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
         if array_parallelism:
             params["slurm_array_parallelism"] = array_parallelism
     ex.update_parameters(**params)
-    for run in todo:
-        write_config(run.run_dir, run.planned.config)  # `train --resume RUN_DIR` starts a run from it
+    prepare(todo, [s for _, s in pending])
     with ex.batch():
         jobs = [ex.submit(TrainJob(run.run_dir, gpus_per_run)) for run in todo]
     records = {**read_jobs(runs_dir)}
@@ -234,6 +240,14 @@ def plan_records(runs: Sequence[GridRun], runs_dir: Path, gpus_per_run: int = 1)
 
 def materialise(runs: Sequence[GridRun]) -> None:
     """config.yaml in every run folder not yet finished, so its `train --resume RUN_DIR` command can run."""
-    for run in runs:
-        if folder_state(run) != "finished":
-            write_config(run.run_dir, run.planned.config)
+    states = [folder_state(run) for run in runs]
+    prepare([r for r, s in zip(runs, states) if s != "finished"], [s for s in states if s != "finished"])
+
+
+def prepare(runs: Sequence[GridRun], states: Sequence[str]) -> None:
+    """Make each run's folder ready for `train --resume RUN_DIR`: a stale folder set aside (as the notebooks do),
+    then config.yaml written where training has not begun."""
+    for run, state in zip(runs, states):
+        if state == "stale":
+            set_aside(run.run_dir, "made with other settings (config or data changed)")
+        write_config(run.run_dir, run.planned.config)

@@ -267,11 +267,14 @@ def planned_runs(ctx: NotebookContext, notebook: str) -> list[PlannedRun]:
 # ---------------------------------------------------------------- training what is missing
 
 
-def run_state(cfg: RunConfig, data: bool = True) -> str:
+STALE = ("config changed", "data changed")  # run_state's states of a folder made with other settings
+
+
+def run_state(cfg: RunConfig) -> str:
     """What `ensure_run` does with `cfg`'s run folder: 'finished' (reused), 'started' (resumed: a manifest not yet
     finished, or only the config.yaml a killed start or `plan --json` left), 'new' (trained from the start), or
-    'config changed' / 'data changed' (its manifest is of other settings: moved aside, retrained).
-    data=False judges by the config alone (the data hash reads every split of the run's dataset)."""
+    one of STALE (its manifest is of other settings: set aside, retrained). The data's hash is read only for a
+    folder whose config matches (once per data setting: it lists every split of the dataset)."""
     from ctranscnn.engine.setup import dataset_hash, split_hashes
 
     run = RunDir.for_config(cfg)
@@ -280,9 +283,20 @@ def run_state(cfg: RunConfig, data: bool = True) -> str:
     manifest = run.manifest
     if manifest.get("config_hash") != config_hash(cfg):
         return "config changed"
-    if data and manifest.get("dataset", {}).get("hash") != dataset_hash(split_hashes(cfg)):
+    if manifest.get("dataset", {}).get("hash") != dataset_hash(split_hashes(cfg)):
         return "data changed"
     return "finished" if manifest.get("status") == FINISHED else "started"
+
+
+def set_aside(run_dir: Path, why: str) -> Path:
+    """Move a run folder made with other settings to `<name>.stale` (replacing an older one), so the run trains
+    afresh in its place and nothing of the old one is lost or mixed in."""
+    run_dir = Path(run_dir)
+    stale = run_dir.with_name(run_dir.name + ".stale")
+    print(f"{run_dir}: {why}; moving it to {stale} and retraining")
+    shutil.rmtree(stale, ignore_errors=True)
+    run_dir.rename(stale)
+    return stale
 
 
 def ensure_run(cfg: RunConfig) -> Path:
@@ -298,11 +312,8 @@ def ensure_run(cfg: RunConfig) -> Path:
         print(f"resuming {run.path}")
         launch(run.path, overrides={"train.progress": False, "data.root": cfg.data.root, "data.lists": cfg.data.lists})
         return run.path
-    if state != "new":
-        stale = run.path.with_name(run.path.name + ".stale")
-        print(f"{run.path}: {state}; moving it to {stale} and retraining")
-        shutil.rmtree(stale, ignore_errors=True)
-        run.path.rename(stale)
+    if state in STALE:
+        set_aside(run.path, state)
     print(f"training {run.path}")
     launch(run.path, cfg)
     return run.path

@@ -108,10 +108,10 @@ def planned(ctx: NotebookContext) -> list:
 
 
 def run_status(run) -> str:
-    """finished (reused: same config hash; the data hash is compared when the notebook runs) | resume | to train."""
+    """finished (reused: same config and data) | resume | to train | to train (config changed | data changed)."""
     from ctranscnn.report.plan import run_state
 
-    state = run_state(run.config, data=False)
+    state = run_state(run.config)
     return {"finished": "finished", "started": "resume", "new": "to train"}.get(state, f"to train ({state})")
 
 
