@@ -331,12 +331,25 @@ def test_preflight_lists_runs_measures_models_and_stops_on_problems(tmp_path, dr
     assert "ctranscnn_micro (mmaef=False)" in set(result.models["model"])
     text = result.markdown()
     assert "**OK**" in text and "## Planned runs" in text
+    from ctranscnn.report.plan import parallel_jobs
+
+    assert result.workers == parallel_jobs(planned[0].config)  # the notebooks' pool: cores // train.cpu_threads
+    assert (f"with the {result.workers} runs at once" in text) == (result.workers > 1)
     # Not enough disk, or memory: stop, saying why.
     monkeypatch.setattr(pf, "available_memory_gib", lambda device: 0.0)
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(pf.shutil, "disk_usage", lambda path: usage._replace(free=0))
     bad = pf.preflight(ctx, warmup=0, repeats=1)
     assert [p.split(":")[0] for p in bad.problems] == ["disk", "memory"] and "**STOP**" in bad.markdown()
+
+
+def test_preflight_makespan_follows_the_pools_order():
+    from ctranscnn.report.preflight import makespan
+
+    # Two workers, hand-scheduled: 5|4, then 3 -> the one free at 4 (7), 3 -> at 5 (8), 3 -> at 7 (10).
+    assert makespan([5, 4, 3, 3, 3], 2) == 10
+    assert makespan([3, 3, 3, 4, 5], 2) == 11  # 3|3, 3 -> 6, 4 -> 7, 5 -> 11: the order matters
+    assert makespan([1, 2, 3], 1) == 6 and makespan([1, 2, 3], 5) == 3 and makespan([], 2) == 0
 
 
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc/self/clear_refs")

@@ -4,7 +4,8 @@ image, a full disk or an out-of-memory batch is found in minutes instead of afte
 1. `data check` of every dataset (the notebooks' loaders, on the split each notebook will use);
 2. the planned runs (model x dataset x seed x split) and which of them are already finished and will be reused;
 3. a measured step time of each distinct model on the actual device (a few warm steps, the run's batch and image
-   size) turned into an estimated wall time per run and in total;
+   size) turned into an estimated wall time per run and in total (one run at a time, and with as many at once as
+   the notebooks' worker slots allow: one per GPU, or per group of `train.cpu_threads` cores);
 4. disk needed for checkpoints (and decode caches) against free space;
 5. peak device memory of one step against what the device has.
 
@@ -16,6 +17,7 @@ will not do (`--force`, reproduce.sh's PREFLIGHT=force, proceeds anyway).
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 import os
 import shutil
@@ -45,22 +47,36 @@ class Preflight:
     models: pd.DataFrame
     resources: pd.DataFrame
     problems: list[str] = field(default_factory=list)
+    workers: int = 1  # runs trained at once (the notebooks' worker slots: GPUs, or CPU core groups)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def markdown(self, title: str = "Preflight") -> str:
-        total = self.runs.loc[self.runs["status"] != "finished", "est_s"].sum()
+        todo = self.runs[self.runs["status"] != "finished"]
+        # The notebooks train their runs one notebook after another, each notebook's in plan order over the pool.
+        parallel = sum(makespan(g["est_s"].tolist(), self.workers) for _, g in todo.groupby("notebook", sort=False))
+        at_once = (f", about {fmt_duration(parallel)} with the {self.workers} runs at once that this machine's "
+                   "worker slots allow") if self.workers > 1 and len(todo) > 1 else ""
         lines = [f"# {title}", "", f"**{'OK' if self.ok else 'STOP'}**: {len(self.runs)} planned run(s), "
                  f"{int((self.runs['status'] == 'finished').sum())} finished (reused), estimated "
-                 f"{fmt_duration(total)} of training for the rest (one run at a time).", ""]
+                 f"{fmt_duration(todo['est_s'].sum())} of training for the rest one run at a time{at_once}.", ""]
         for name, df in (("Data check", self.data), ("Models: measured step", self.models),
                          ("Disk and memory", self.resources), ("Planned runs", self.runs)):
             lines += [f"## {name}", "", to_markdown(df), ""]
         if self.problems:
             lines += ["## Problems", "", *(f"- {p}" for p in self.problems), ""]
         return "\n".join(lines)
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """Wall time of runs taking `seconds` on `workers` parallel workers, each run in turn going to the first
+    worker that is free (what a process pool fed in this order does)."""
+    free_at = [0.0] * max(1, workers)  # a heap of the times the workers become free
+    for s in seconds:
+        heapq.heapreplace(free_at, free_at[0] + s)
+    return max(free_at)
 
 
 def fmt_duration(seconds: float) -> str:
@@ -175,10 +191,12 @@ def available_memory_gib(device: str) -> float:
 
 
 def preflight(ctx: NotebookContext, warmup: int = 2, repeats: int = 3) -> Preflight:
+    from ctranscnn.report.plan import parallel_jobs
+
     data, problems = check_data(ctx)
     if problems:  # the plan needs every dataset's split; stop before measuring anything
         empty = pd.DataFrame()
-        return Preflight(data, pd.DataFrame({"status": [], "est_s": []}), empty, empty, problems)
+        return Preflight(data, pd.DataFrame({"notebook": [], "status": [], "est_s": []}), empty, empty, problems)
     sizes = {r.dataset: {"train": r.train, "val": r.val, "test": r.test} for r in data.itertuples()}
     runs = planned(ctx)
     num_classes = {r.dataset: int(r.classes) for r in data.itertuples()}
@@ -220,7 +238,7 @@ def preflight(ctx: NotebookContext, warmup: int = 2, repeats: int = 3) -> Prefli
     if math.isfinite(peak) and peak > have:
         problems.append(f"memory: one training step needs {peak:.1f} GiB, {have:.1f} GiB available on {device}; "
                         "lower train.batch_size or use a larger device")
-    return Preflight(data, runs_df, models_df, resources, problems)
+    return Preflight(data, runs_df, models_df, resources, problems, parallel_jobs(runs[0].config) if runs else 1)
 
 
 def cache_gib(ctx: NotebookContext, runs: list, sizes: dict) -> float:
