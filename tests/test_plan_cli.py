@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -47,3 +50,26 @@ def test_plan_lists_one_run_per_seed_with_its_command(tcmtd, capsys):
 def test_bad_options_are_one_line_errors(tcmtd, command, message):
     with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)")):
         cli([*command, *args(tcmtd)])
+
+
+def test_unreadable_data_of_a_finished_run_is_a_one_line_error(tmp_path, capsys):
+    root = make_fixture(tmp_path / "tcmtd", sizes=(8, 4, 4))
+    for f in (root / "lists").iterdir():
+        shutil.copy(f, root / f.name)
+    out = ["--profile", "smoke", "--tcmtd-list", str(root), "--runs-dir", str(tmp_path / "runs"),
+           "--data-dir", str(tmp_path / "none"), "--seeds", "0"]
+    assert cli(["plan", *out, "--json", "-"]) == 0
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # A finished manifest of this config: whether it is still finished depends on the data's hash.
+    manifest = {"status": "finished", "config_hash": record["config_hash"], "dataset": {"hash": "0" * 64}}
+    (tmp_path / "runs" / record["run"] / "manifest.json").write_text(json.dumps(manifest))
+    assert cli(["plan", *out]) == 0 and capsys.readouterr().out.startswith("stale ")
+    (root / "images" / "test_000.png").unlink()
+    (root / "images" / "test_001.png").unlink()
+    for command in (["plan"], ["grid", "status"]):  # new processes: this one has the old data's hash cached
+        done = subprocess.run([sys.executable, "-m", "ctranscnn", *command, *out], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
+        assert done.returncode == 1
+        message = done.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"{' '.join(command)}: cannot read the data to check that finished runs used it: ")
+        assert "missing image 'images/test_000.png' and 1 more" in message

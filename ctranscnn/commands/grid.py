@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ctranscnn.commands.plan import add_plan_arguments, grid_from_args
+from ctranscnn.commands.plan import add_plan_arguments, grid_from_args, unreadable_data
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ctranscnn.data.errors import DataError
+
+    try:
+        return _run(args)
+    except DataError as err:
+        raise unreadable_data(f"grid {args.action}", err) from None
+
+
+def _run(args: argparse.Namespace) -> int:
     from ctranscnn.report.grid import STATUSES, status, submit
 
     runs, runs_dir = grid_from_args(args)

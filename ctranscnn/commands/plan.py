@@ -79,12 +79,24 @@ def grid_from_args(args: argparse.Namespace):
     return grid_runs(planned), Path(args.runs_dir).resolve()
 
 
+def unreadable_data(command: str, err: Exception) -> SystemExit:
+    """The one-line error when a finished run's data cannot be read to compare its hash (run_state)."""
+    problems = getattr(err, "problems", [str(err)])
+    return SystemExit(f"{command}: cannot read the data to check that finished runs used it: {problems[0]}"
+                      + (f" (and {len(problems) - 1} more problem(s); `python -m ctranscnn data check` lists them)"
+                         if len(problems) > 1 else ""))
+
+
 def run(args: argparse.Namespace) -> int:
+    from ctranscnn.data.errors import DataError
     from ctranscnn.io import atomic_write_text
     from ctranscnn.report.grid import materialise, plan_records
 
     runs, runs_dir = grid_from_args(args)
-    records = plan_records(runs, runs_dir, args.gpus_per_run)
+    try:
+        records = plan_records(runs, runs_dir, args.gpus_per_run)
+    except DataError as err:
+        raise unreadable_data("plan", err) from None
     if args.json:
         materialise(runs)
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
