@@ -45,6 +45,7 @@ def test_parallel_runs_equal_sequential_runs(tmp_path):
 @pytest.mark.slow
 def test_ensure_run_grid_and_preflight_agree_on_a_run_folders_state(tmp_path, capsys):
     from ctranscnn.engine.rundir import RunDir
+    from ctranscnn.engine.runlock import RunLock
     from ctranscnn.report import notebook, preflight
     from ctranscnn.report.grid import GridRun, materialise, status
     from ctranscnn.report.plan import PlannedRun, ensure_run, run_state
@@ -84,7 +85,11 @@ def test_ensure_run_grid_and_preflight_agree_on_a_run_folders_state(tmp_path, ca
     assert json.loads(run.manifest_file.read_text())["dataset"] == json.loads(finished)["dataset"]
 
     edit_manifest(dataset={"hash": "0" * 64})
-    materialise([grid_run])  # plan --json / grid submit: the same, then a config.yaml to start from
+    with RunLock(run.path):  # a process still training there: its folder is left alone
+        assert states()[3] == "running"
+        materialise([grid_run], tmp_path / "runs")
+        assert run.manifest_file.exists()
+    materialise([grid_run], tmp_path / "runs")  # plan --json / grid submit: the same, then a config.yaml to start from
     assert not run.manifest_file.exists() and run.config_file.exists() and not run.has_checkpoint("last")
     assert json.loads((run.path.with_name("r.stale") / "manifest.json").read_text())["dataset"]["hash"] == "0" * 64
     assert states() == ("started", "resumed", "resume", "missing")

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     except DataError as err:
         raise unreadable_data("plan", err) from None
     if args.json:
-        materialise(runs)
+        materialise(runs, runs_dir)
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         if args.json == "-":
             sys.stdout.write(lines)

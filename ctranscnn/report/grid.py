@@ -193,8 +193,7 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
     `array_parallelism` 0 = no limit."""
     import submitit
 
-    pending = [(r, s["status"]) for r, s in zip(runs, status(runs, runs_dir))
-               if s["status"] in ("missing", "failed", "stale")]
+    pending = to_train(runs, runs_dir)
     todo = [r for r, _ in pending]
     if not todo:
         return []
@@ -238,10 +237,17 @@ def plan_records(runs: Sequence[GridRun], runs_dir: Path, gpus_per_run: int = 1)
     return out
 
 
-def materialise(runs: Sequence[GridRun]) -> None:
-    """config.yaml in every run folder not yet finished, so its `train --resume RUN_DIR` command can run."""
-    states = [folder_state(run) for run in runs]
-    prepare([r for r, s in zip(runs, states) if s != "finished"], [s for s in states if s != "finished"])
+def to_train(runs: Sequence[GridRun], runs_dir: Path) -> list[tuple[GridRun, str]]:
+    """(run, status) of every run neither finished nor running: what `grid submit` submits."""
+    return [(r, s["status"]) for r, s in zip(runs, status(runs, runs_dir))
+            if s["status"] in ("missing", "failed", "stale")]
+
+
+def materialise(runs: Sequence[GridRun], runs_dir: Path) -> None:
+    """config.yaml in every run folder neither finished nor running, so its `train --resume RUN_DIR` command can
+    run (a stale folder set aside first; a running one is left alone)."""
+    pending = to_train(runs, runs_dir)
+    prepare([r for r, _ in pending], [s for _, s in pending])
 
 
 def prepare(runs: Sequence[GridRun], states: Sequence[str]) -> None:
