@@ -47,7 +47,7 @@ def test_ensure_run_grid_and_preflight_agree_on_a_run_folders_state(tmp_path, ca
     from ctranscnn.engine.rundir import RunDir
     from ctranscnn.engine.runlock import RunLock
     from ctranscnn.report import notebook, preflight
-    from ctranscnn.report.grid import GridRun, materialise, status
+    from ctranscnn.report.grid import GridRun, prepare, status
     from ctranscnn.report.plan import PlannedRun, ensure_run, run_state
 
     data = make_fixture(tmp_path / "data", sizes=(16, 8, 8))
@@ -87,9 +87,10 @@ def test_ensure_run_grid_and_preflight_agree_on_a_run_folders_state(tmp_path, ca
     edit_manifest(dataset={"hash": "0" * 64})
     with RunLock(run.path):  # a process still training there: its folder is left alone
         assert states()[3] == "running"
-        materialise([grid_run], tmp_path / "runs")
+        prepare([grid_run], [status([grid_run], tmp_path / "runs")[0]["status"]])
         assert run.manifest_file.exists()
-    materialise([grid_run], tmp_path / "runs")  # plan --json / grid submit: the same, then a config.yaml to start from
+    # plan --json / grid submit: the same, then a config.yaml to start from
+    prepare([grid_run], [status([grid_run], tmp_path / "runs")[0]["status"]])
     assert not run.manifest_file.exists() and run.config_file.exists() and not run.has_checkpoint("last")
     assert json.loads((run.path.with_name("r.stale") / "manifest.json").read_text())["dataset"]["hash"] == "0" * 64
     assert states() == ("started", "resumed", "resume", "missing")

@@ -79,9 +79,10 @@ def grid_from_args(args: argparse.Namespace):
     return grid_runs(planned), Path(args.runs_dir).resolve()
 
 
-def unreadable_data(command: str, err: Exception) -> SystemExit:
-    """The one-line error when a finished run's data cannot be read to compare its hash (run_state)."""
-    problems = getattr(err, "problems", [str(err)])
+def unreadable_data(command: str, err) -> SystemExit:
+    """The one-line error when a finished run's data cannot be read to compare its hash (run_state); `err` is
+    the DataError."""
+    problems = err.problems
     return SystemExit(f"{command}: cannot read the data to check that finished runs used it: {problems[0]}"
                       + (f" (and {len(problems) - 1} more problem(s); `python -m ctranscnn data check` lists them)"
                          if len(problems) > 1 else ""))
@@ -90,7 +91,7 @@ def unreadable_data(command: str, err: Exception) -> SystemExit:
 def run(args: argparse.Namespace) -> int:
     from ctranscnn.data.errors import DataError
     from ctranscnn.io import atomic_write_text
-    from ctranscnn.report.grid import materialise, plan_records
+    from ctranscnn.report.grid import plan_records, prepare
 
     runs, runs_dir = grid_from_args(args)
     try:
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     except DataError as err:
         raise unreadable_data("plan", err) from None
     if args.json:
-        materialise(runs, runs_dir)
+        prepare(runs, [r["status"] for r in records])  # each unfinished run's config.yaml
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         if args.json == "-":
             sys.stdout.write(lines)

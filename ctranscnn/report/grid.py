@@ -193,8 +193,7 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
     `array_parallelism` 0 = no limit."""
     import submitit
 
-    pending = to_train(runs, runs_dir)
-    todo = [r for r, _ in pending]
+    todo = prepare(runs, [s["status"] for s in status(runs, runs_dir)])
     if not todo:
         return []
     folder = Path(folder or Path(runs_dir) / ".grid" / "submitit")
@@ -206,7 +205,6 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
         if array_parallelism:
             params["slurm_array_parallelism"] = array_parallelism
     ex.update_parameters(**params)
-    prepare(todo, [s for _, s in pending])
     with ex.batch():
         jobs = [ex.submit(TrainJob(run.run_dir, gpus_per_run)) for run in todo]
     records = {**read_jobs(runs_dir)}
@@ -221,7 +219,7 @@ def submit(runs: Sequence[GridRun], runs_dir: Path, executor: str = "slurm", fol
 
 def plan_records(runs: Sequence[GridRun], runs_dir: Path, gpus_per_run: int = 1) -> list[dict]:
     """One record per run for `plan --json`: what it is, where it goes, whether it is done, and the command that
-    trains it (in the repository root; needs the run folder's config.yaml, see `materialise`)."""
+    trains it (in the repository root; needs the run folder's config.yaml, see `prepare`)."""
     states = {s["run"]: s for s in status(runs, runs_dir)}
     out = []
     for run in runs:
@@ -237,23 +235,19 @@ def plan_records(runs: Sequence[GridRun], runs_dir: Path, gpus_per_run: int = 1)
     return out
 
 
-def to_train(runs: Sequence[GridRun], runs_dir: Path) -> list[tuple[GridRun, str]]:
-    """(run, status) of every run neither finished nor running: what `grid submit` submits."""
-    return [(r, s["status"]) for r, s in zip(runs, status(runs, runs_dir))
-            if s["status"] in ("missing", "failed", "stale")]
+TO_TRAIN = ("missing", "failed", "stale")  # the statuses `grid submit` submits and `plan --json` prepares
 
 
-def materialise(runs: Sequence[GridRun], runs_dir: Path) -> None:
-    """config.yaml in every run folder neither finished nor running, so its `train --resume RUN_DIR` command can
-    run (a stale folder set aside first; a running one is left alone)."""
-    pending = to_train(runs, runs_dir)
-    prepare([r for r, _ in pending], [s for _, s in pending])
-
-
-def prepare(runs: Sequence[GridRun], states: Sequence[str]) -> None:
-    """Make each run's folder ready for `train --resume RUN_DIR`: a stale folder set aside (as the notebooks do),
-    then config.yaml written where training has not begun."""
-    for run, state in zip(runs, states):
+def prepare(runs: Sequence[GridRun], statuses: Sequence[str]) -> list[GridRun]:
+    """The runs neither finished nor running (by their `status`), each folder made ready for
+    `train --resume RUN_DIR`: a stale folder set aside (as the notebooks do), then config.yaml written where
+    training has not begun. A running run's folder is left alone."""
+    todo = []
+    for run, state in zip(runs, statuses):
+        if state not in TO_TRAIN:
+            continue
         if state == "stale":
             set_aside(run.run_dir, "made with other settings (config or data changed)")
         write_config(run.run_dir, run.planned.config)
+        todo.append(run)
+    return todo

@@ -148,7 +148,8 @@ def measure_step(cfg, num_classes: int, warmup: int, repeats: int) -> dict:
                      repeats=repeats, overrides=tuple(sorted(cfg.model.overrides.items())))
     reset_peak_memory(device)  # each row its own model's peak, not the largest so far
     variant = ", ".join(f"{k}={v}" for k, v in spec.overrides)  # the ablation and quirk rows share a model name
-    out = {"model": f"{spec.model} ({variant})" if variant else spec.model, "image_size": spec.size, "batch": spec.batch, "device": device}
+    out = {"model": f"{spec.model} ({variant})" if variant else spec.model, "image_size": spec.size,
+           "batch": spec.batch, "device": device}
     try:
         model = build_model(spec)
         params = sum(p.numel() for p in model.parameters())
